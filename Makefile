@@ -1,0 +1,37 @@
+# Every target sets itself up: `make install` creates .venv/ and installs the project (editable) with
+# all it needs; it reruns only when pyproject.toml changes.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+EXTRAS  ?= test,optuna,slurm
+ARGS    ?=
+
+.PHONY: install train test test-slow bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## the default experiment (icm_e2e) end to end on the bundled sample photos, on CPU; W&B offline
+train: install
+	$(VENV)/bin/vcm-train $(ARGS)
+
+## the fast test suite (CI runs this)
+test: install
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+## the slow tests only
+test-slow: install
+	$(PY) -m pytest -m slow $(ARGS)
+
+## framework overhead vs a plain PyTorch loop; writes bench-results/*.json
+bench: install
+	$(PY) -m benchmarks.train_throughput --out bench-results/train_throughput.json $(ARGS)
+
+clean:
+	rm -rf $(VENV) logs outputs multirun bench-results .pytest_cache

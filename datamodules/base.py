@@ -1,0 +1,60 @@
+"""LightningDataModule plumbing shared by every image datamodule."""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def collate(batch: list[dict]) -> dict:
+    """Stack images; keep per-image annotations (boxes, names, ...) as lists."""
+    out: dict = {"image": torch.stack([item["image"] for item in batch])}
+    for key in batch[0]:
+        if key != "image":
+            out[key] = [item[key] for item in batch]
+    return out
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Subclasses build the datasets in `make_datasets`; this class turns them into loaders.
+
+    Validation/test batches default to 1 image because evaluation images keep their own sizes.
+    """
+
+    def __init__(self, batch_size: int = 8, val_batch_size: int = 1, num_workers: int = 0, pin_memory: bool = False):
+        super().__init__()
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.datasets: dict[str, Dataset] = {}
+
+    def make_datasets(self, stage: str | None) -> dict[str, Dataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.datasets:
+            self.datasets = self.make_datasets(stage)
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+        if split not in self.datasets:
+            raise ValueError(f"{type(self).__name__} has no {split!r} split configured")
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate,
+            drop_last=shuffle,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False, self.val_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test" if "test" in self.datasets else "val", False, self.val_batch_size)

@@ -1,0 +1,188 @@
+"""OpenImages V6 detection data: an image folder, a *-bbox.csv, image-level labels, a subset list.
+
+Boxes in the CSV are normalised XMin/XMax/YMin/YMax; items carry them in pixel xyxy for the image
+as loaded. Group-of flags and verified image-level labels (positive / verified absent) are kept,
+because the OpenImages evaluation protocol needs them.
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from datamodules.base import ImageDataModule
+from datamodules.crops import crop_boxes, crop_window
+from datamodules.image_datasets import BadImagePolicy, SkippingDataset, checked_load
+
+
+def normalize_label(name: str) -> str:
+    """OpenImages/MPEG-VCM write 'traffic_light' where torchvision's COCO list has 'traffic light'."""
+    return name.strip().lower().replace(" ", "_")
+
+
+def coco_category_names() -> list[str]:
+    """torchvision's 91-entry COCO category list (index = detector label id); no download involved."""
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+    return list(FasterRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
+
+
+@dataclass
+class ImageAnnotations:
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # normalised xyxy
+    labels: list[str] = field(default_factory=list)
+    group_of: list[bool] = field(default_factory=list)
+    positive_labels: set[str] = field(default_factory=set)
+    negative_labels: set[str] = field(default_factory=set)
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} lacks the column(s) {missing}; expected the OpenImages layout {list(required)}")
+        return list(reader)
+
+
+def read_annotations(bbox_csv: str | Path, labels_csv: str | Path | None = None) -> dict[str, ImageAnnotations]:
+    """Annotations per ImageID from OpenImages CSVs (full V6 files or the MPEG-VCM subsets)."""
+    per_image: dict[str, ImageAnnotations] = defaultdict(ImageAnnotations)
+    for row in _read_csv(Path(bbox_csv), ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")):
+        ann = per_image[row["ImageID"]]
+        ann.boxes.append((float(row["XMin"]), float(row["YMin"]), float(row["XMax"]), float(row["YMax"])))
+        ann.labels.append(row["LabelName"])
+        ann.group_of.append(row.get("IsGroupOf", "0") == "1")
+    if labels_csv is not None:
+        for row in _read_csv(Path(labels_csv), ("ImageID", "LabelName", "Confidence")):
+            ann = per_image[row["ImageID"]]
+            (ann.positive_labels if float(row["Confidence"]) > 0 else ann.negative_labels).add(row["LabelName"])
+    return dict(per_image)
+
+
+def read_subset_list(path: str | Path) -> list[str]:
+    """Image ids of a subset list such as detection_validation_input_5k.lst (one file name a line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"subset list not found: {path}")
+    return [Path(line.strip()).stem for line in path.read_text().splitlines() if line.strip()]
+
+
+class OpenImagesDataset(SkippingDataset):
+    """Items: image (3,H,W), targets {boxes (K,4) pixel xyxy, labels (K,), is_group_of (K,),
+    positive_labels, negative_labels}, image_id."""
+
+    def __init__(
+        self,
+        image_dir: str,
+        bbox_csv: str,
+        labels_csv: str | None = None,
+        subset_list: str | None = None,
+        classes: str | list[str] = "coco",
+        crop_size: int | None = None,
+        train: bool = False,
+        image_ext: str = ".jpg",
+        unknown_labels: Literal["error", "drop"] = "error",
+        on_bad_image: BadImagePolicy = "error",
+    ):
+        super().__init__(on_bad_image)
+        self.image_dir = Path(image_dir)
+        if not self.image_dir.is_dir():
+            raise FileNotFoundError(f"OpenImages image folder not found: {self.image_dir}")
+        self.annotations = read_annotations(bbox_csv, labels_csv)
+        if subset_list is not None:
+            self.image_ids = read_subset_list(subset_list)
+        else:
+            self.image_ids = sorted(p.stem for p in self.image_dir.glob(f"*{image_ext}"))
+        if not self.image_ids:
+            raise FileNotFoundError(f"no {image_ext} images found in {self.image_dir}")
+        self.image_ext = image_ext
+        self.crop_size = crop_size
+        self.train = train
+        self.class_names = self._class_names(classes)
+        self.label_ids = {normalize_label(n): i for i, n in enumerate(self.class_names) if n not in ("__background__", "N/A")}
+        unknown = {label for ann in self.annotations.values() for label in ann.labels if normalize_label(label) not in self.label_ids}
+        if unknown and unknown_labels == "error":
+            raise ValueError(
+                f"{len(unknown)} labels such as {sorted(unknown)[:5]} are not among the configured classes ({classes!r}); "
+                "set unknown_labels=drop to train on the known classes only"
+            )
+        self.unknown = unknown
+
+    def _class_names(self, classes: str | list[str]) -> list[str]:
+        if classes == "coco":
+            return coco_category_names()
+        if classes == "auto":  # 0 stays background, as torchvision detectors expect
+            return ["__background__", *sorted({label for a in self.annotations.values() for label in a.labels})]
+        return ["__background__", *classes]
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def load_item(self, index: int) -> dict:
+        image_id = self.image_ids[index]
+        image = checked_load(self.image_dir / f"{image_id}{self.image_ext}", self.crop_size)
+        ann = self.annotations.get(image_id, ImageAnnotations())
+        h, w = image.shape[-2:]
+        known = [i for i, name in enumerate(ann.labels) if name not in self.unknown]
+        boxes = torch.tensor([ann.boxes[i] for i in known], dtype=torch.float32).reshape(-1, 4) * torch.tensor([w, h, w, h])
+        labels = torch.tensor([self.label_ids[normalize_label(ann.labels[i])] for i in known], dtype=torch.int64)
+        group_of = torch.tensor([ann.group_of[i] for i in known], dtype=torch.bool)
+        if self.crop_size is not None:
+            top, left = crop_window(h, w, self.crop_size, random=self.train)
+            image = image[:, top : top + self.crop_size, left : left + self.crop_size]
+            boxes, keep = crop_boxes(boxes, top, left, self.crop_size)
+            labels, group_of = labels[keep], group_of[keep]
+        targets = {
+            "boxes": boxes,
+            "labels": labels,
+            "is_group_of": group_of,
+            "positive_labels": sorted(ann.positive_labels),
+            "negative_labels": sorted(ann.negative_labels),
+        }
+        return {"image": image, "targets": targets, "name": image_id}
+
+
+class OpenImagesDataModule(ImageDataModule):
+    """Each split is a dict of OpenImagesDataset arguments (image_dir, bbox_csv, labels_csv, subset_list)."""
+
+    def __init__(
+        self,
+        train: dict | None = None,
+        val: dict | None = None,
+        test: dict | None = None,
+        classes: str | list[str] = "coco",
+        crop_size: int = 256,
+        val_crop_size: int | None = None,
+        unknown_labels: Literal["error", "drop"] = "error",
+        on_bad_image: BadImagePolicy = "error",
+        **loader_kwargs,
+    ):
+        super().__init__(**loader_kwargs)
+        self.unknown_labels = unknown_labels
+        self.splits = {name: spec for name, spec in {"train": train, "val": val, "test": test}.items() if spec}
+        if not self.splits:
+            raise ValueError("openimages needs at least one of train, val, test")
+        self.classes = classes
+        self.crop_size = crop_size
+        self.val_crop_size = val_crop_size
+        self.on_bad_image = on_bad_image
+
+    def make_datasets(self, stage):
+        return {
+            name: OpenImagesDataset(
+                **spec,
+                classes=self.classes,
+                crop_size=self.crop_size if name == "train" else self.val_crop_size,
+                train=name == "train",
+                unknown_labels=self.unknown_labels,
+                on_bad_image=self.on_bad_image,
+            )
+            for name, spec in self.splits.items()
+        }

@@ -1,0 +1,219 @@
+"""Training a learned image codec on rate + distortion (+ a machine task): method 6, and its human-
+oriented special case (task weight 0)."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from compressai.models import CompressionModel
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from codec_networks import LearnedCodec
+from codec_networks.entropy_state import resize_entropy_buffers
+from codec_networks.padding import crop_to, pad_to_multiple
+from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
+from task_networks import TaskNetwork
+from vcm_metrics import bits_from_likelihoods, ms_ssim, psnr
+
+Distortion = Literal["mse", "ms_ssim"]
+
+
+def distortion_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: Distortion) -> torch.Tensor:
+    """MSE on the 0..255 scale (so that weights read like CompressAI's λ), or 1 - MS-SSIM."""
+    if kind == "mse":
+        return (x_hat - x).pow(2).mean() * 255.0**2
+    if kind == "ms_ssim":
+        return 1.0 - ms_ssim(x_hat, x).mean()
+    raise ValueError(f"distortion must be 'mse' or 'ms_ssim', got {kind!r}")
+
+
+class CodecModule(pl.LightningModule):
+    """L = w_r·bpp + w_d·D + w_t·L_task(T(x̂)) with scheduled weights; the task network stays frozen.
+
+    Two optimizers, stepped by hand: the main one for every codec parameter but the entropy
+    bottlenecks' quantiles, CompressAI's auxiliary one for the quantiles. Validation runs the model
+    forward (estimated bpp) and, with real_bitstreams, compress()/decompress() of every image (bpp from
+    the bytes, PSNR/MS-SSIM of the decoded image).
+    """
+
+    def __init__(
+        self,
+        codec: CompressionModel,
+        task: TaskNetwork | None = None,
+        *,
+        loss: dict | None = None,
+        distortion: Distortion = "mse",
+        optimizer: partial | None = None,
+        aux_optimizer: partial | None = None,
+        scheduler: partial | None = None,
+        scheduler_interval: Literal["step", "epoch"] = "epoch",
+        clip_grad_norm: float | None = 1.0,
+        real_bitstreams: bool = True,
+        pad_multiple: int = 64,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.codec = codec
+        self.task = task
+        self.loss_weights = LossWeightSchedule(**(loss or {}))
+        if self.loss_weights.base.task > 0 and task is None:
+            raise ValueError("module.loss.task_weight > 0 needs a task network: set task=<name>, or task weight 0")
+        self.distortion = distortion
+        self.make_optimizer = optimizer or partial(torch.optim.Adam, lr=1e-4)
+        self.make_aux_optimizer = aux_optimizer or partial(torch.optim.Adam, lr=1e-3)
+        self.make_scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.clip_grad_norm = clip_grad_norm
+        self.real_bitstreams = real_bitstreams
+        self.pad_multiple = pad_multiple
+        self.run_config: dict | None = None  # the resolved Hydra config, stored in every checkpoint
+        self._bitstream_codec: LearnedCodec | None = None
+
+    # ----------------------------------------------------------------- optimisation
+    def configure_optimizers(self):
+        named = [(n, p) for n, p in self.codec.named_parameters() if p.requires_grad]
+        main = [p for n, p in named if not n.endswith(".quantiles")]
+        aux = [p for n, p in named if n.endswith(".quantiles")]
+        optimizers = [self.make_optimizer(main), self.make_aux_optimizer(aux)]
+        if self.make_scheduler is None:
+            return optimizers
+        return optimizers, [self.make_scheduler(optimizers[0])]
+
+    def losses(self, x: torch.Tensor, targets: list[dict] | None, w: LossWeights, with_task: bool) -> dict[str, torch.Tensor]:
+        height, width = x.shape[-2:]
+        out = self.codec(pad_to_multiple(x, self.pad_multiple))
+        x_hat = crop_to(out["x_hat"], height, width)
+        # bits of the padded latents are charged to the original pixels, as in the real bitstream
+        bpp = bits_from_likelihoods(out["likelihoods"]) / (x.shape[0] * height * width)
+        dist = distortion_loss(x_hat, x, self.distortion)
+        task = x.new_zeros(())
+        if with_task and self.task is not None:
+            task = self.task.task_loss(x_hat.clamp(0, 1), x, targets)
+        loss = w.rate * bpp + w.distortion * dist + w.task * task
+        return {"loss": loss, "bpp": bpp, "distortion": dist, "task_loss": task, "x_hat": x_hat}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        opt, aux_opt = self.optimizers()
+        w = self.loss_weights(self.global_step)
+        terms = self.losses(batch["image"], batch.get("targets"), w, with_task=w.task > 0)
+
+        opt.zero_grad()
+        self.manual_backward(terms["loss"])
+        if self.clip_grad_norm:
+            self.clip_gradients(opt, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm")
+        opt.step()
+
+        aux_loss = self._aux_step(aux_opt.optimizer)
+        if self.scheduler_interval == "step":
+            self._step_scheduler()
+        n = batch["image"].shape[0]
+        self.log_dict(
+            {f"train/{k}": terms[k].detach() for k in ("loss", "bpp", "distortion", "task_loss")} | {"train/aux_loss": aux_loss.detach()},
+            prog_bar=False, batch_size=n, sync_dist=True,
+        )
+        self.log_dict({"train/w_rate": w.rate, "train/w_distortion": w.distortion, "train/w_task": w.task}, batch_size=n)
+        self.log("train/loss_step", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=n)
+        return terms["loss"].detach()
+
+    def _aux_step(self, aux_optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """One step of CompressAI's auxiliary loss, which fits the entropy bottlenecks' quantiles.
+
+        The aux loss depends only on the bottlenecks' own parameters, identical on every DDP rank, so its
+        gradient is identical too: it is taken with autograd.grad, outside DDP's reducer (no second
+        all-reduce per step) and without touching any other parameter's .grad. Stepping the raw optimizer
+        keeps global_step at one per batch (LightningOptimizer.step would count a second step).
+        """
+        params = [p for group in aux_optimizer.param_groups for p in group["params"]]
+        with torch.autocast(self.device.type, enabled=False):
+            aux_loss = self.codec.aux_loss()
+        for p, grad in zip(params, torch.autograd.grad(aux_loss, params)):
+            p.grad = grad
+        aux_optimizer.step()
+        return aux_loss
+
+    def on_train_epoch_end(self) -> None:
+        if self.scheduler_interval == "epoch":
+            self._step_scheduler()
+
+    def _step_scheduler(self) -> None:
+        scheduler = self.lr_schedulers()
+        if scheduler is None:
+            return
+        if isinstance(scheduler, ReduceLROnPlateau):
+            metric = self.trainer.callback_metrics.get("val/rd_loss")
+            if metric is not None:
+                scheduler.step(metric)
+        else:
+            scheduler.step()
+
+    # ----------------------------------------------------------------- evaluation
+    def on_validation_epoch_start(self) -> None:
+        self._start_bitstream_codec()
+
+    def on_test_epoch_start(self) -> None:
+        self._start_bitstream_codec()
+
+    def _start_bitstream_codec(self) -> None:
+        # LearnedCodec calls update(force=True), rebuilding the CDF tables from the current weights,
+        # and fingerprints the model once for the whole evaluation pass.
+        self._bitstream_codec = LearnedCodec(self.codec, self.device, self.pad_multiple) if self.real_bitstreams else None
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict:
+        return self._evaluate(batch, "test")
+
+    def _evaluate(self, batch: dict, stage: str) -> dict:
+        x, n = batch["image"], batch["image"].shape[0]
+        w = self.loss_weights(self.global_step)
+        terms = self.losses(x, batch.get("targets"), w, with_task=True)
+        metrics = {
+            "loss": terms["loss"],
+            "bpp_est": terms["bpp"],
+            "distortion": terms["distortion"],
+            "task_loss": terms["task_loss"],
+            "psnr_forward": psnr(terms["x_hat"].clamp(0, 1), x).mean(),
+        }
+        decoded = terms["x_hat"].clamp(0, 1)
+        bpp = terms["bpp"]
+        if self._bitstream_codec is not None:
+            decoded, bpp = self._code_for_real(x)
+            metrics["bpp"] = bpp
+        metrics["psnr"] = psnr(decoded, x).mean()
+        metrics["ms_ssim"] = ms_ssim(decoded, x).mean()
+        # The RD objective under the schedule's final weights: comparable across epochs, so "best" means
+        # best for the objective the run is aiming at, not for the weights of the moment.
+        final = self.loss_weights.final
+        metrics["rd_loss"] = final.rate * bpp + final.distortion * distortion_loss(decoded, x, self.distortion) + final.task * terms["task_loss"]
+        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, batch_size=n, sync_dist=True)
+        return {"x": x, "x_hat": decoded, "bpp": bpp}
+
+    def _code_for_real(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode every image to bytes and decode them back; bpp counts the container's bytes."""
+        decoded, bits = [], 0
+        for image in x:
+            data = self._bitstream_codec.encode(image)
+            decoded.append(self._bitstream_codec.decode(data))
+            bits += 8 * len(data)
+        bpp = torch.tensor(bits / (x.shape[0] * x.shape[-2] * x.shape[-1]), device=x.device)
+        return torch.stack(decoded).to(x.device), bpp
+
+    # ----------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The task network is frozen and loaded from its own file: no need to copy it into every checkpoint.
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("task.")}
+        if self.run_config is not None:
+            checkpoint["vcmlab_config"] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.task is not None:
+            checkpoint["state_dict"].update({f"task.{k}": v for k, v in self.task.state_dict().items()})
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # Resume and ddp_spawn's hand-back of rank 0's weights both land here: give the CDF buffers the
+        # sizes update() gave them in the saved model first.
+        resize_entropy_buffers(self.codec, state_dict, prefix="codec.")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -1,0 +1,68 @@
+"""The console scripts as a user runs them: vcm-train (single run, multirun, bad input) and vcm-eval."""
+import csv
+import json
+
+import pytest
+import yaml
+
+from tests.conftest import FAST, run_cli
+
+QUICK = [*FAST, "experiment=lic_hyperprior", "logger=none", "debug=limit"]
+
+
+def test_unknown_experiment_fails_with_the_name(tmp_path):
+    result = run_cli("vcm-train", "experiment=nonexistent", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "experiment/nonexistent" in result.stderr and "Available options" in result.stderr
+
+
+def test_unknown_key_fails_with_the_key(tmp_path):
+    result = run_cli("vcm-train", "module.loss.lamda=0.1", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode != 0 and "lamda" in result.stderr
+
+
+def test_multirun_sweeps_the_rate_weight_into_separate_run_dirs(tmp_path):
+    result = run_cli("vcm-train", "-m", *QUICK, "module.loss.rate_weight=0.5,2.0", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    job_dirs = sorted(p.parent for p in tmp_path.glob("lic_hyperprior/multiruns/*/*/config_resolved.yaml"))
+    assert len(job_dirs) == 2
+    weights = [yaml.safe_load((d / "config_resolved.yaml").read_text())["module"]["loss"]["rate_weight"] for d in job_dirs]
+    assert weights == [0.5, 2.0]
+    for d in job_dirs:
+        assert (d / "run_info.json").is_file() and (d / "packages.txt").is_file()
+        assert (d / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_vcm_eval_writes_real_bitstreams_and_summaries(trained_run, tmp_path):
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    result = run_cli("vcm-eval", f"ckpt_paths=[{ckpt},{ckpt}]", f"paths.log_dir={tmp_path}", "hydra.run.dir=" + str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "out"
+    summaries = json.loads((out / "summaries.json").read_text())
+    assert len(summaries) == 2 and summaries[0]["bpp"] == summaries[1]["bpp"]
+    with open(out / "rate_point_0" / "per_image.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == ["chelsea", "rocket"]
+    for row in rows:
+        size = (out / "rate_point_0" / "bitstreams" / f"{row['name']}.vcm").stat().st_size
+        assert int(row["bytes"]) == size
+        assert float(row["bpp"]) == pytest.approx(8 * size / (int(row["height"]) * int(row["width"])))
+        assert (int(row["height"]), int(row["width"])) in {(300, 451), (427, 640)}  # whole images
+        assert float(row["psnr"]) > 5
+
+
+def test_vcm_eval_missing_checkpoint(tmp_path):
+    result = run_cli("vcm-eval", "ckpt_paths=/no/such.ckpt", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode != 0 and "checkpoint not found: /no/such.ckpt" in result.stderr
+
+
+@pytest.mark.slow
+def test_default_experiment_end_to_end(tmp_path):
+    """What `make train` runs: icm_e2e, 300 steps, W&B offline (minutes on 2 cores)."""
+    result = run_cli("vcm-train", f"paths.log_dir={tmp_path}", cwd=tmp_path, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = next(tmp_path.glob("icm_e2e/runs/*"))
+    assert sorted(p.name for p in (run / "checkpoints").glob("rate_point_*.ckpt")) == [
+        "rate_point_step0000150.ckpt", "rate_point_step0000300.ckpt"
+    ]
+    assert list((run / "wandb").glob("offline-run-*"))

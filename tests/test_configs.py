@@ -1,0 +1,91 @@
+"""Every config composes; every experiment instantiates; bad keys and names fail clearly."""
+import importlib.util
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.utils import instantiate
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from lightning_modules import CodecModule
+from tests.conftest import compose_config
+from vcmlab import CONF_DIR
+from vcmlab.instantiate import instantiate_group
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+GROUP_OPTIONS = {
+    group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    for group in ("data", "model", "task", "module", "trainer", "logger", "callbacks", "debug")
+}
+
+
+def test_all_groups_the_foundation_needs_exist():
+    assert {"icm_e2e", "lic_hyperprior"} <= set(EXPERIMENTS)
+    assert {"cpu", "gpu", "ddp", "ddp_sim"} <= set(GROUP_OPTIONS["trainer"])
+    assert {"wandb", "csv", "none"} <= set(GROUP_OPTIONS["logger"])
+    assert {"fdr", "overfit", "limit"} <= set(GROUP_OPTIONS["debug"])
+    assert {"sample", "image_folder", "openimages"} <= set(GROUP_OPTIONS["data"])
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_instantiates(experiment, tmp_path):
+    cfg = compose_config([f"experiment={experiment}", "trainer=cpu"], tmp_path)
+    datamodule = instantiate(cfg.data)
+    codec = instantiate(cfg.model)
+    task = instantiate(cfg.task) if cfg.get("task") else None
+    module = instantiate(cfg.module, codec=codec, task=task)
+    assert isinstance(module, CodecModule) and datamodule is not None
+    trainer = instantiate(cfg.trainer, callbacks=instantiate_group(cfg.callbacks), logger=False)
+    assert trainer.max_steps == cfg.trainer.max_steps
+
+
+@pytest.mark.parametrize("group", sorted(GROUP_OPTIONS))
+def test_every_group_option_composes(group, tmp_path):
+    for option in GROUP_OPTIONS[group]:
+        overrides = [f"{group}={option}"]
+        if group == "task" and option == "none":
+            overrides.append("experiment=lic_hyperprior")
+        cfg = compose_config(overrides, tmp_path)
+        assert cfg.hydra.runtime.choices[group] == option
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "ddp_sim"])
+def test_cpu_trainers_instantiate(trainer, tmp_path):
+    cfg = compose_config([f"trainer={trainer}"], tmp_path)
+    t = instantiate(cfg.trainer, logger=False)
+    assert t.num_devices == (2 if trainer == "ddp_sim" else 1)
+
+
+def test_unknown_experiment_is_refused(tmp_path):
+    with pytest.raises(MissingConfigException, match="experiment/nonexistent"):
+        compose_config(["experiment=nonexistent"], tmp_path)
+
+
+@pytest.mark.parametrize("override", ["module.loss.lamda=0.1", "trainer.max_stepz=3", "nonsense=1"])
+def test_unknown_config_keys_are_refused(override, tmp_path):
+    with pytest.raises((ConfigCompositionException, ConfigAttributeError, ConfigKeyError)):
+        compose_config([override], tmp_path)
+
+
+def test_added_keys_the_code_does_not_take_are_refused(tmp_path):
+    cfg = compose_config(["+model.width=3"], tmp_path)
+    with pytest.raises(Exception, match="width"):
+        instantiate(cfg.model)
+
+
+def test_task_weight_without_task_network_is_refused(tmp_path):
+    cfg = compose_config(["experiment=icm_e2e", "task=none"], tmp_path)
+    with pytest.raises(Exception, match="needs a task network"):  # Hydra wraps it in InstantiationException
+        instantiate(cfg.module, codec=instantiate(cfg.model), task=None)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None, reason="pip install 'vcmlab[optuna]'")
+def test_optuna_sweep_config_composes(tmp_path):
+    cfg = compose_config(["hparams_search=optuna_lr"], tmp_path)
+    assert cfg.optimized_metric == "val/rd_loss"
+    assert "module.optimizer.lr" in cfg.hydra.sweeper.params
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None, reason="pip install 'vcmlab[slurm]'")
+def test_slurm_launcher_config_composes(tmp_path):
+    cfg = compose_config(["hydra/launcher=slurm"], tmp_path)
+    assert cfg.hydra.launcher.tasks_per_node == cfg.hydra.launcher.gpus_per_node

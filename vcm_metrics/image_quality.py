@@ -1,0 +1,31 @@
+"""Per-image PSNR and MS-SSIM on [0, 1] images, as CompressAI's evaluation reports them."""
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
+
+_MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_KERNEL = 11
+
+
+def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image of a (N, C, H, W) batch (data range 1)."""
+    mse = (x_hat - x).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+def ms_ssim(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """MS-SSIM per image of a (N, C, H, W) batch, differentiable.
+
+    The standard 5 scales need a short side of at least 161 px; smaller inputs (training crops) use as
+    many scales as fit, with the standard weights renormalised.
+    """
+    side = min(x.shape[-2:])
+    scales = next((s for s in range(5, 0, -1) if side > (_KERNEL - 1) * 2 ** (s - 1)), 0)
+    if scales == 0:
+        raise ValueError(f"MS-SSIM needs images of at least {_KERNEL + 1} px, got {tuple(x.shape[-2:])}")
+    betas = torch.tensor(_MS_SSIM_BETAS[:scales])
+    betas = tuple((betas / betas.sum()).tolist())
+    return multiscale_structural_similarity_index_measure(
+        x_hat.float(), x.float(), data_range=1.0, kernel_size=_KERNEL, betas=betas, reduction="none"
+    )

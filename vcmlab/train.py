@@ -1,0 +1,77 @@
+"""vcm-train: compose data, codec, task network, training procedure, trainer and loggers; fit."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from vcmlab import CONF_DIR
+from vcmlab.instantiate import instantiate_group
+from vcmlab.run_info import save_run_info
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one training job; returns the final callback metrics."""
+    seed = pl.seed_everything(cfg.seed, workers=True) if cfg.get("seed") is not None else None
+    if rank_zero_only.rank == 0:
+        save_run_info(cfg, cfg.paths.output_dir, seed)
+
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is not None and not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist (resume needs a checkpoint file)")
+
+    datamodule = instantiate(cfg.data)
+    codec = instantiate(cfg.model)
+    task = instantiate(cfg.task) if cfg.get("task") else None
+    module = instantiate(cfg.module, codec=codec, task=task)
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+
+    loggers = instantiate_group(cfg.get("logger"))
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(module.run_config)
+
+    try:
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except RuntimeError as err:
+            if ckpt_path is None or "Error(s) in loading state_dict" not in str(err):
+                raise
+            raise ValueError(f"ckpt_path={ckpt_path} does not fit the configured model: {str(err).splitlines()[1:3]}") from None
+        if cfg.get("test"):
+            trainer.test(module, datamodule=datamodule)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        log.info("final metrics: %s", {k: round(v, 5) for k, v in sorted(metrics.items())})
+        return metrics
+    finally:
+        if any(isinstance(lg, WandbLogger) for lg in loggers):
+            import wandb
+
+            wandb.finish()  # each job of a multirun gets its own W&B run
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(f"optimized_metric={name} was not logged; logged: {sorted(metrics)}")
+    return metrics[name]
+
+
+if __name__ == "__main__":
+    main()
