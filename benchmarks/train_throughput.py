@@ -39,7 +39,7 @@ def compose_cfg(steps: int, out: Path, overrides: list[str]):
             "train",
             overrides=[
                 "experiment=lic_hyperprior", "logger=none", "callbacks=default", f"paths.log_dir={out}",
-                f"trainer.max_steps={steps}", "trainer.limit_val_batches=0", "trainer.enable_checkpointing=false",
+                f"trainer.max_steps={steps}", "+trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false",
                 "~callbacks.model_checkpoint", *overrides,
             ],
             return_hydra_config=True,

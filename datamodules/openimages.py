@@ -1,7 +1,8 @@
-"""OpenImages V6 detection data: an image folder, a *-bbox.csv, image-level labels, a subset list.
+"""OpenImages V6 data: an image folder, a *-bbox.csv (detection) or a *-object-segmentation.csv with
+its mask PNGs (instance segmentation), image-level labels, and an optional subset list.
 
-Boxes in the CSV are normalised XMin/XMax/YMin/YMax; items carry them in pixel xyxy for the image
-as loaded. Group-of flags and verified image-level labels (positive / verified absent) are kept,
+Boxes in the CSVs are normalised; items carry them in pixel xyxy for the image as loaded, and masks
+resized to it. Group-of flags and verified image-level labels (positive / verified absent) are kept,
 because the OpenImages evaluation protocol needs them.
 """
 from __future__ import annotations
@@ -12,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from datamodules.base import ImageDataModule
 from datamodules.crops import crop_boxes, crop_window
 from datamodules.image_datasets import BadImagePolicy, SkippingDataset, checked_load
+from datamodules.image_io import ImageReadError
 
 
 def normalize_label(name: str) -> str:
@@ -38,6 +42,7 @@ class ImageAnnotations:
     group_of: list[bool] = field(default_factory=list)
     positive_labels: set[str] = field(default_factory=set)
     negative_labels: set[str] = field(default_factory=set)
+    mask_paths: list[str] = field(default_factory=list)  # segmentation only, one per box
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
@@ -51,14 +56,28 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
         return list(reader)
 
 
-def read_annotations(bbox_csv: str | Path, labels_csv: str | Path | None = None) -> dict[str, ImageAnnotations]:
-    """Annotations per ImageID from OpenImages CSVs (full V6 files or the MPEG-VCM subsets)."""
+def read_annotations(
+    bbox_csv: str | Path | None, labels_csv: str | Path | None = None, segmentation_csv: str | Path | None = None
+) -> dict[str, ImageAnnotations]:
+    """Annotations per ImageID from OpenImages CSVs (full V6 files or the MPEG-VCM subsets): boxes
+    from bbox_csv, or boxes with masks from segmentation_csv (exactly one of the two)."""
+    if (bbox_csv is None) == (segmentation_csv is None):
+        raise ValueError("give bbox_csv (detection) or segmentation_csv (instance segmentation), not both or neither")
     per_image: dict[str, ImageAnnotations] = defaultdict(ImageAnnotations)
-    for row in _read_csv(Path(bbox_csv), ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")):
-        ann = per_image[row["ImageID"]]
-        ann.boxes.append((float(row["XMin"]), float(row["YMin"]), float(row["XMax"]), float(row["YMax"])))
-        ann.labels.append(row["LabelName"])
-        ann.group_of.append(row.get("IsGroupOf", "0") == "1")
+    if bbox_csv is not None:
+        for row in _read_csv(Path(bbox_csv), ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")):
+            ann = per_image[row["ImageID"]]
+            ann.boxes.append((float(row["XMin"]), float(row["YMin"]), float(row["XMax"]), float(row["YMax"])))
+            ann.labels.append(row["LabelName"])
+            ann.group_of.append(row.get("IsGroupOf", "0") == "1")
+    else:
+        columns = ("MaskPath", "ImageID", "LabelName", "BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax")
+        for row in _read_csv(Path(segmentation_csv), columns):
+            ann = per_image[row["ImageID"]]
+            ann.boxes.append((float(row["BoxXMin"]), float(row["BoxYMin"]), float(row["BoxXMax"]), float(row["BoxYMax"])))
+            ann.labels.append(row["LabelName"])
+            ann.group_of.append(False)  # segmentation instances are single objects
+            ann.mask_paths.append(row["MaskPath"])
     if labels_csv is not None:
         for row in _read_csv(Path(labels_csv), ("ImageID", "LabelName", "Confidence")):
             ann = per_image[row["ImageID"]]
@@ -81,9 +100,11 @@ class OpenImagesDataset(SkippingDataset):
     def __init__(
         self,
         image_dir: str,
-        bbox_csv: str,
+        bbox_csv: str | None = None,
         labels_csv: str | None = None,
         subset_list: str | None = None,
+        segmentation_csv: str | None = None,
+        mask_dir: str | None = None,
         classes: str | list[str] = "coco",
         crop_size: int | None = None,
         train: bool = False,
@@ -95,7 +116,10 @@ class OpenImagesDataset(SkippingDataset):
         self.image_dir = Path(image_dir)
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"OpenImages image folder not found: {self.image_dir}")
-        self.annotations = read_annotations(bbox_csv, labels_csv)
+        if segmentation_csv is not None and (mask_dir is None or not Path(mask_dir).is_dir()):
+            raise FileNotFoundError(f"segmentation_csv needs mask_dir, the folder of its mask PNGs (got {mask_dir})")
+        self.mask_dir = Path(mask_dir) if mask_dir is not None else None
+        self.annotations = read_annotations(bbox_csv, labels_csv, segmentation_csv)
         if subset_list is not None:
             self.image_ids = read_subset_list(subset_list)
         else:
@@ -134,11 +158,14 @@ class OpenImagesDataset(SkippingDataset):
         boxes = torch.tensor([ann.boxes[i] for i in known], dtype=torch.float32).reshape(-1, 4) * torch.tensor([w, h, w, h])
         labels = torch.tensor([self.label_ids[normalize_label(ann.labels[i])] for i in known], dtype=torch.int64)
         group_of = torch.tensor([ann.group_of[i] for i in known], dtype=torch.bool)
+        masks = self._load_masks([ann.mask_paths[i] for i in known], h, w) if ann.mask_paths else None
         if self.crop_size is not None:
             top, left = crop_window(h, w, self.crop_size, random=self.train)
             image = image[:, top : top + self.crop_size, left : left + self.crop_size]
             boxes, keep = crop_boxes(boxes, top, left, self.crop_size)
             labels, group_of = labels[keep], group_of[keep]
+            if masks is not None:
+                masks = masks[keep][:, top : top + self.crop_size, left : left + self.crop_size]
         targets = {
             "boxes": boxes,
             "labels": labels,
@@ -146,7 +173,24 @@ class OpenImagesDataset(SkippingDataset):
             "positive_labels": sorted(ann.positive_labels),
             "negative_labels": sorted(ann.negative_labels),
         }
+        if masks is not None:
+            targets["masks"] = masks
         return {"image": image, "targets": targets, "name": image_id}
+
+    def _load_masks(self, names: list[str], height: int, width: int) -> torch.Tensor:
+        """Binary instance masks (K, H, W) uint8; OpenImages stores them at their own resolution."""
+        masks = torch.zeros(len(names), height, width, dtype=torch.uint8)
+        for k, name in enumerate(names):
+            path = self.mask_dir / name
+            if not path.is_file():
+                raise FileNotFoundError(f"instance mask not found: {path}")
+            try:
+                with Image.open(path) as mask:
+                    resized = mask.convert("L").resize((width, height), Image.NEAREST)
+            except (UnidentifiedImageError, OSError) as err:
+                raise ImageReadError(f"cannot read instance mask {path}: {err}") from None
+            masks[k] = torch.from_numpy(np.asarray(resized) > 0)
+        return masks
 
 
 class OpenImagesDataModule(ImageDataModule):

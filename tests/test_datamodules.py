@@ -179,3 +179,38 @@ def test_openimages_missing_images_and_unknown_labels(oiv6_standins, tmp_path):
     assert all(set(dropped[i]["targets"]["labels"].tolist()) <= {1} for i in range(1, 4))
     with pytest.raises(FileNotFoundError, match="image folder"):
         OpenImagesDataset(str(tmp_path / "nope"), bbox)
+
+
+def test_openimages_instance_masks_are_resized_and_cropped(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    write_image(images / "a1.jpg", size=(200, 100))
+    mask = np.zeros((50, 100), dtype=np.uint8)  # half resolution, as OpenImages ships some masks
+    mask[10:30, 20:60] = 255
+    Image.fromarray(mask).save(masks / "a1_m1.png")
+    Image.fromarray(255 - mask).save(masks / "a1_m2.png")
+    csv_path = tmp_path / "seg.csv"
+    csv_path.write_text(
+        "MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\n"
+        "a1_m1.png,a1,person,b1,0.2,0.6,0.2,0.6,0.9,\n"
+        "a1_m2.png,a1,dog,b2,0.0,1.0,0.0,1.0,0.9,\n"
+    )
+    dataset = OpenImagesDataset(str(images), segmentation_csv=str(csv_path), mask_dir=str(masks))
+    t = dataset[0]["targets"]
+    assert t["masks"].shape == (2, 100, 200) and t["masks"].dtype == torch.uint8
+    assert t["masks"][0].sum() == 40 * 80 and t["masks"][0, 20:60, 40:120].all()
+    assert (t["masks"][0] + t["masks"][1] == 1).all()
+    assert torch.allclose(t["boxes"][0], torch.tensor([40.0, 20.0, 120.0, 60.0]))
+    assert not t["is_group_of"].any()
+
+    cropped = OpenImagesDataset(str(images), segmentation_csv=str(csv_path), mask_dir=str(masks), crop_size=64)[0]["targets"]
+    assert cropped["masks"].shape[1:] == (64, 64) and len(cropped["masks"]) == len(cropped["boxes"])
+
+    with pytest.raises(FileNotFoundError, match="mask_dir"):
+        OpenImagesDataset(str(images), segmentation_csv=str(csv_path))
+    with pytest.raises(ValueError, match="not both"):
+        OpenImagesDataset(str(images), bbox_csv=str(csv_path), segmentation_csv=str(csv_path), mask_dir=str(masks))
+    (masks / "a1_m2.png").write_bytes(b"broken")
+    with pytest.raises(ImageReadError, match="a1_m2.png"):
+        dataset[0]

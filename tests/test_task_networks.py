@@ -87,3 +87,16 @@ def test_mmdet_missing_names_what_to_install():
         pass
     with pytest.raises(ImportError, match=r"pip install 'vcmlab\[mmdet\]'"):
         MMDetDetector(config="faster-rcnn.py")
+
+
+def test_mask_rcnn_own_loss_with_instance_masks():
+    det = TorchvisionDetector(arch="maskrcnn_resnet50_fpn", num_classes=3, detector_kwargs={"min_size": 96, "max_size": 96})
+    x = torch.rand(1, 3, 96, 96, requires_grad=True)
+    mask = torch.zeros(1, 96, 96, dtype=torch.uint8)
+    mask[0, 20:60, 10:50] = 1
+    target = {"boxes": torch.tensor([[10.0, 20.0, 50.0, 60.0]]), "labels": torch.tensor([2])}
+    with pytest.raises(ValueError, match="instance masks"):
+        det.task_loss(x, x.detach(), [target])
+    loss = det.task_loss(x, x.detach(), [{**target, "masks": mask}])
+    loss.backward()
+    assert torch.isfinite(loss) and x.grad.abs().sum() > 0

@@ -45,7 +45,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     try:
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         except RuntimeError as err:
             if ckpt_path is None or "Error(s) in loading state_dict" not in str(err):
                 raise
