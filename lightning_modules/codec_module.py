@@ -167,27 +167,30 @@ class CodecModule(pl.LightningModule):
         return self._evaluate(batch, "test")
 
     def _evaluate(self, batch: dict, stage: str) -> dict:
-        x, n = batch["image"], batch["image"].shape[0]
-        w = self.loss_weights(self.global_step)
-        terms = self.losses(x, batch.get("targets"), w, with_task=True)
-        metrics = {
-            "loss": terms["loss"],
-            "bpp_est": terms["bpp"],
-            "distortion": terms["distortion"],
-            "task_loss": terms["task_loss"],
-            "psnr_forward": psnr(terms["x_hat"].clamp(0, 1), x).mean(),
-        }
-        decoded = terms["x_hat"].clamp(0, 1)
-        bpp = terms["bpp"]
+        """Forward-pass estimates (bpp_est, psnr_forward) next to measurements on the image decoded from
+        the real bitstream (bpp from its bytes, and every other metric); without real_bitstreams the
+        forward pass stands in for the decoded image."""
+        x, targets, n = batch["image"], batch.get("targets"), batch["image"].shape[0]
+        forward = self.losses(x, targets, self.loss_weights(self.global_step), with_task=False)
+        decoded, bpp = forward["x_hat"].clamp(0, 1), forward["bpp"]
         if self._bitstream_codec is not None:
             decoded, bpp = self._code_for_real(x)
-            metrics["bpp"] = bpp
-        metrics["psnr"] = psnr(decoded, x).mean()
-        metrics["ms_ssim"] = ms_ssim(decoded, x).mean()
-        # The RD objective under the schedule's final weights: comparable across epochs, so "best" means
-        # best for the objective the run is aiming at, not for the weights of the moment.
-        final = self.loss_weights.final
-        metrics["rd_loss"] = final.rate * bpp + final.distortion * distortion_loss(decoded, x, self.distortion) + final.task * terms["task_loss"]
+        dist = distortion_loss(decoded, x, self.distortion)
+        task = self.task.task_loss(decoded, x, targets) if self.task is not None else x.new_zeros(())
+        current, final = self.loss_weights(self.global_step), self.loss_weights.final
+        metrics = {
+            "bpp_est": forward["bpp"],
+            "psnr_forward": psnr(forward["x_hat"].clamp(0, 1), x).mean(),
+            "bpp": bpp,
+            "psnr": psnr(decoded, x).mean(),
+            "ms_ssim": ms_ssim(decoded, x).mean(),
+            "distortion": dist,
+            "task_loss": task,
+            "loss": current.rate * bpp + current.distortion * dist + current.task * task,
+            # under the schedule's final weights: comparable across validations, so the best checkpoint
+            # is best for the objective the run aims at, not for the weights of the moment
+            "rd_loss": final.rate * bpp + final.distortion * dist + final.task * task,
+        }
         self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, batch_size=n, sync_dist=True)
         return {"x": x, "x_hat": decoded, "bpp": bpp}
 

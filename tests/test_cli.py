@@ -1,5 +1,6 @@
 """The console scripts as a user runs them: vcm-train (single run, multirun, bad input) and vcm-eval."""
 import csv
+import importlib.util
 import json
 
 import pytest
@@ -31,6 +32,31 @@ def test_multirun_sweeps_the_rate_weight_into_separate_run_dirs(tmp_path):
     for d in job_dirs:
         assert (d / "run_info.json").is_file() and (d / "packages.txt").is_file()
         assert (d / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None, reason="pip install 'vcmlab[optuna]'")
+def test_optuna_sweep_runs_trials_and_reports_the_best(tmp_path):
+    result = run_cli(
+        "vcm-train", "hparams_search=optuna_lr", *QUICK, "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
+        f"paths.log_dir={tmp_path}", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = yaml.safe_load(next(tmp_path.glob("lic_hyperprior/multiruns/*/optimization_results.yaml")).read_text())
+    assert best["best_value"] > 0 and "module.optimizer.lr" in best["best_params"]
+
+
+def test_ddp_relaunch_keeps_one_run_directory(tmp_path):
+    """trainer=ddp as on GPUs (Lightning relaunches the script per extra device), here on 2 CPU
+    processes with gloo: both ranks must share the parent's Hydra run directory."""
+    result = run_cli(
+        "vcm-train", *QUICK, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+        "+trainer.strategy.process_group_backend=gloo", f"paths.log_dir={tmp_path}", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list(tmp_path.glob("lic_hyperprior/runs/*"))
+    assert len(runs) == 1
+    assert (runs[0] / "checkpoints" / "last.ckpt").is_file() and (runs[0] / "run_info.json").is_file()
+    assert result.stdout.count("final metrics") + result.stderr.count("final metrics") == 1  # rank 0 only
 
 
 def test_vcm_eval_writes_real_bitstreams_and_summaries(trained_run, tmp_path):

@@ -1,3 +1,5 @@
+import importlib.util
+
 import pytest
 import torch
 
@@ -77,14 +79,8 @@ def test_unknown_architecture_and_loss_mode():
         TorchvisionDetector(loss="mse")
 
 
+@pytest.mark.skipif(importlib.util.find_spec("mmdet") is not None, reason="mmdet is installed here")
 def test_mmdet_missing_names_what_to_install():
-    pytest.importorskip("torch")
-    try:
-        import mmdet  # noqa: F401
-
-        pytest.skip("mmdet is installed here")
-    except ImportError:
-        pass
     with pytest.raises(ImportError, match=r"pip install 'vcmlab\[mmdet\]'"):
         MMDetDetector(config="faster-rcnn.py")
 

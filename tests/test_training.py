@@ -3,10 +3,8 @@ import json
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from codec_networks import LearnedCodec
-from lightning_modules import CodecModule
 from tests.conftest import compose_config
 from vcmlab.checkpoints import load_codec, read_checkpoint
 from vcmlab.train import train
@@ -106,3 +104,20 @@ def test_aux_optimizer_moves_the_quantiles(trained_run):
     quantiles = state["codec.entropy_bottleneck.quantiles"]
     initial = torch.tensor([-10.0, 0.0, 10.0]).expand_as(quantiles)  # EntropyBottleneck's init_scale=10
     assert not torch.allclose(quantiles, initial)
+
+
+def test_unreadable_or_foreign_checkpoints_are_refused(tmp_path):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"\x00not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_codec(garbage)
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(3)}, plain)
+    with pytest.raises(ValueError, match="not a Lightning checkpoint"):
+        load_codec(plain)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ValueError, match="no vcmlab_config"):
+        load_codec(foreign)
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_codec(tmp_path / "missing.ckpt")

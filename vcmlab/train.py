@@ -53,7 +53,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if cfg.get("test"):
             trainer.test(module, datamodule=datamodule)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        log.info("final metrics: %s", {k: round(v, 5) for k, v in sorted(metrics.items())})
+        if rank_zero_only.rank == 0:
+            log.info("final metrics: %s", {k: round(v, 5) for k, v in sorted(metrics.items())})
         return metrics
     finally:
         if any(isinstance(lg, WandbLogger) for lg in loggers):
