@@ -1,0 +1,8 @@
+"""Conventional image codecs (anchors) behind one interface: encode(image) -> bytes, decode(bytes) -> image."""
+from conventional_codecs.base import CodecError, ImageCodec
+from conventional_codecs.pillow_codecs import PillowCodec
+from conventional_codecs.pyav_codecs import PyAVIntraCodec
+from conventional_codecs.scaled import ScaledCodec
+from conventional_codecs.vvc_binaries import VVCBinaryCodec
+
+__all__ = ["CodecError", "ImageCodec", "PillowCodec", "PyAVIntraCodec", "ScaledCodec", "VVCBinaryCodec"]

@@ -1,0 +1,52 @@
+"""The codec interface shared by conventional anchors and learned codecs (codec_networks.LearnedCodec)."""
+from __future__ import annotations
+
+import struct
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+class CodecError(ValueError):
+    """A stream that cannot be decoded, or a codec that cannot run here (missing encoder or binary)."""
+
+
+@runtime_checkable
+class ImageCodec(Protocol):
+    name: str
+
+    def encode(self, image: torch.Tensor) -> bytes:
+        """One RGB image (3, H, W) in [0, 1] to a self-contained bitstream."""
+
+    def decode(self, data: bytes) -> torch.Tensor:
+        """The bitstream back to (3, H, W) in [0, 1], at the size that was encoded."""
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8, rounded."""
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected one RGB image of shape (3, H, W), got {tuple(image.shape)}")
+    return (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def from_uint8(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
+
+
+# A 4-byte size prefix, for streams that cannot carry the exact original size themselves (4:2:0 codecs
+# need even sizes; the resize ladder codes a smaller image). Its bytes count in the rate like any other.
+_SIZE = struct.Struct(">HH")
+
+
+def with_size(height: int, width: int, payload: bytes) -> bytes:
+    if max(height, width) > 0xFFFF:
+        raise ValueError(f"image {width}x{height} too large for the size prefix")
+    return _SIZE.pack(height, width) + payload
+
+
+def split_size(data: bytes, codec: str) -> tuple[int, int, bytes]:
+    if len(data) < _SIZE.size:
+        raise CodecError(f"{codec}: truncated stream ({len(data)} bytes)")
+    height, width = _SIZE.unpack_from(data)
+    return height, width, data[_SIZE.size :]

@@ -1,0 +1,111 @@
+"""VVC intra through external encoders: VTM (EncoderAppStatic) or VVenC (vvencapp).
+
+No VVC encoder ships in any package registry: point the codec at a binary (`encoder_path`) or put it on
+PATH. Encoding writes 8-bit YUV 4:2:0 and runs the encoder with an argument list (never a shell).
+Decoding uses VTM's DecoderAppStatic when `decoder_path` is given, else FFmpeg's native VVC decoder
+inside PyAV. Streams carry a 4-byte size prefix (odd sizes are padded for 4:2:0).
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+
+from conventional_codecs.base import CodecError, from_uint8, split_size, to_uint8, with_size
+
+DEFAULT_BINARIES = {"vtm": "EncoderAppStatic", "vvenc": "vvencapp"}
+
+
+def find_binary(path_or_name: str, what: str) -> str:
+    found = shutil.which(path_or_name)
+    if found is None:
+        raise CodecError(
+            f"{what} binary {path_or_name!r} not found: build VTM (EncoderAppStatic/DecoderAppStatic) or VVenC "
+            "(vvencapp) and pass its path (encoder_path=...) or put it on PATH; vcmlab never downloads it"
+        )
+    return found
+
+
+class VVCBinaryCodec:
+    """encoder: 'vtm' (needs `config`, e.g. VTM's cfg/encoder_intra_vtm.cfg) or 'vvenc'. qp: 0-63."""
+
+    def __init__(
+        self,
+        encoder: str = "vvenc",
+        qp: int = 32,
+        encoder_path: str | None = None,
+        decoder_path: str | None = None,
+        config: str | None = None,
+        preset: str = "medium",
+        timeout_s: float = 600.0,
+    ):
+        if encoder not in DEFAULT_BINARIES:
+            raise ValueError(f"VVCBinaryCodec encoder must be 'vtm' or 'vvenc', got {encoder!r}")
+        if encoder == "vtm" and config is None:
+            raise ValueError("VTM needs config=<path to encoder_intra_vtm.cfg> (shipped with VTM)")
+        self.encoder, self.qp, self.config, self.preset, self.timeout_s = encoder, int(qp), config, preset, timeout_s
+        self.encoder_path = find_binary(encoder_path or DEFAULT_BINARIES[encoder], f"VVC encoder ({encoder})")
+        self.decoder_path = find_binary(decoder_path, "VVC decoder") if decoder_path else None
+        self.name = f"vvc_{encoder}_qp{self.qp}"
+
+    def encoder_command(self, yuv: Path, bitstream: Path, width: int, height: int) -> list[str]:
+        if self.encoder == "vtm":
+            return [
+                self.encoder_path, "-c", str(self.config), "-i", str(yuv), "-b", str(bitstream),
+                "-wdt", str(width), "-hgt", str(height), "-fr", "1", "-f", "1", "-q", str(self.qp),
+                "--InputBitDepth=8", "--InputChromaFormat=420", "--ConformanceWindowMode=1",
+            ]
+        return [
+            self.encoder_path, "--input", str(yuv), "--size", f"{width}x{height}", "--format", "yuv420",
+            "--framerate", "1", "--frames", "1", "--qp", str(self.qp), "--preset", self.preset, "--output", str(bitstream),
+        ]
+
+    def _run(self, command: list[str]) -> None:
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=self.timeout_s)
+        except subprocess.CalledProcessError as err:
+            tail = (err.stderr or err.stdout or b"").decode(errors="replace")[-500:]
+            raise CodecError(f"{Path(command[0]).name} failed (exit {err.returncode}): {tail}") from None
+        except subprocess.TimeoutExpired:
+            raise CodecError(f"{Path(command[0]).name} timed out after {self.timeout_s} s") from None
+
+    def encode(self, image) -> bytes:
+        rgb = to_uint8(image)
+        height, width = rgb.shape[:2]
+        rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+        with tempfile.TemporaryDirectory() as tmp:
+            yuv_path, bitstream = Path(tmp) / "in.yuv", Path(tmp) / "out.266"
+            yuv_path.write_bytes(yuv.tobytes())
+            self._run(self.encoder_command(yuv_path, bitstream, rgb.shape[1], rgb.shape[0]))
+            return with_size(height, width, bitstream.read_bytes())
+
+    def decode(self, data: bytes):
+        height, width, payload = split_size(data, self.name)
+        with tempfile.TemporaryDirectory() as tmp:
+            bitstream = Path(tmp) / "in.266"
+            bitstream.write_bytes(payload)
+            if self.decoder_path:
+                padded_h, padded_w = height + height % 2, width + width % 2
+                out = Path(tmp) / "out.yuv"
+                self._run([self.decoder_path, "-b", str(bitstream), "-o", str(out), "-d", "8"])
+                planes = np.frombuffer(out.read_bytes(), dtype=np.uint8)
+                if planes.size != padded_h * padded_w * 3 // 2:
+                    raise CodecError(f"{self.name}: decoder wrote {planes.size} bytes, expected one {padded_w}x{padded_h} 4:2:0 frame")
+                frame = av.VideoFrame.from_ndarray(planes.reshape(padded_h * 3 // 2, padded_w), format="yuv420p")
+                rgb = frame.to_ndarray(format="rgb24")
+            else:
+                try:
+                    with av.open(str(bitstream), format="vvc") as container:
+                        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+                except av.error.FFmpegError as err:
+                    raise CodecError(f"{self.name}: cannot decode stream: {err}") from None
+                if len(frames) != 1:
+                    raise CodecError(f"{self.name}: stream decoded to {len(frames)} frames, expected 1")
+                rgb = frames[0]
+        return from_uint8(rgb[:height, :width])
