@@ -95,7 +95,7 @@ def read_subset_list(path: str | Path) -> list[str]:
 
 class OpenImagesDataset(SkippingDataset):
     """Items: image (3,H,W), targets {boxes (K,4) pixel xyxy, labels (K,), is_group_of (K,),
-    positive_labels, negative_labels}, image_id."""
+    image_labels (K',): ids of the verified image-level labels, present or absent}, name."""
 
     def __init__(
         self,
@@ -170,12 +170,15 @@ class OpenImagesDataset(SkippingDataset):
             "boxes": boxes,
             "labels": labels,
             "is_group_of": group_of,
-            "positive_labels": sorted(ann.positive_labels),
-            "negative_labels": sorted(ann.negative_labels),
+            "image_labels": self._label_tensor(ann.positive_labels | ann.negative_labels),
         }
         if masks is not None:
             targets["masks"] = masks
         return {"image": image, "targets": targets, "name": image_id}
+
+    def _label_tensor(self, names: set[str]) -> torch.Tensor:
+        ids = sorted({self.label_ids[n] for n in map(normalize_label, names) if n in self.label_ids})
+        return torch.tensor(ids, dtype=torch.int64)
 
     def _load_masks(self, names: list[str], height: int, width: int) -> torch.Tensor:
         """Binary instance masks (K, H, W) uint8; OpenImages stores them at their own resolution."""

@@ -61,7 +61,7 @@ def test_ddp_relaunch_keeps_one_run_directory(tmp_path):
 
 def test_vcm_eval_writes_real_bitstreams_and_summaries(trained_run, tmp_path):
     ckpt = trained_run / "checkpoints" / "last.ckpt"
-    result = run_cli("vcm-eval", f"ckpt_paths=[{ckpt},{ckpt}]", f"paths.log_dir={tmp_path}", "hydra.run.dir=" + str(tmp_path / "out"), cwd=tmp_path)
+    result = run_cli("vcm-eval", f"codec.ckpt_paths=[{ckpt},{ckpt}]", f"paths.log_dir={tmp_path}", "hydra.run.dir=" + str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "out"
     summaries = json.loads((out / "summaries.json").read_text())
@@ -70,15 +70,31 @@ def test_vcm_eval_writes_real_bitstreams_and_summaries(trained_run, tmp_path):
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["chelsea", "rocket"]
     for row in rows:
-        size = (out / "rate_point_0" / "bitstreams" / f"{row['name']}.vcm").stat().st_size
+        size = (out / "rate_point_0" / "bitstreams" / f"{row['name']}.bin").stat().st_size
         assert int(row["bytes"]) == size
         assert float(row["bpp"]) == pytest.approx(8 * size / (int(row["height"]) * int(row["width"])))
         assert (int(row["height"]), int(row["width"])) in {(300, 451), (427, 640)}  # whole images
         assert float(row["psnr"]) > 5
+    assert (out / "rd_plot.png").stat().st_size > 1000
+
+
+def test_conventional_ladders_then_bd_rate_between_them(tmp_path):
+    for codec in ("jpeg", "webp"):
+        result = run_cli("vcm-eval", f"codec={codec}", "codec.ladder=[85,60,35,15,5]", f"hydra.run.dir={tmp_path / codec}",
+                         f"paths.log_dir={tmp_path}", *(["anchors=[" + str(tmp_path / "jpeg" / "summaries.json") + "]"] if codec == "webp" else []),
+                         cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    jpeg = json.loads((tmp_path / "jpeg" / "summaries.json").read_text())
+    assert [s["name"] for s in jpeg] == ["jpeg_q85", "jpeg_q60", "jpeg_q35", "jpeg_q15", "jpeg_q5"]
+    assert all(a["bpp"] > b["bpp"] and a["psnr"] > b["psnr"] for a, b in zip(jpeg, jpeg[1:]))
+    result = run_cli("vcm-bdrate", str(tmp_path / "jpeg" / "summaries.json"), str(tmp_path / "webp" / "summaries.json"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("BD-rate psnr pchip: ") and -90 < float(line.split(": ")[1].rstrip("%")) < 90
 
 
 def test_vcm_eval_missing_checkpoint(tmp_path):
-    result = run_cli("vcm-eval", "ckpt_paths=/no/such.ckpt", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    result = run_cli("vcm-eval", "codec.ckpt_paths=/no/such.ckpt", f"paths.log_dir={tmp_path}", cwd=tmp_path)
     assert result.returncode != 0 and "checkpoint not found: /no/such.ckpt" in result.stderr
 
 

@@ -1,76 +1,147 @@
-"""vcm-eval: code every image of a dataset into real bitstream files with one or more trained
-checkpoints, decode them with a separately built receiver, and measure rate and quality."""
+"""vcm-eval: code every image of a dataset into real bitstream files, at every rate point of a learned
+codec (one checkpoint each) or a conventional codec (QP ladder × resize ladder), decode them with a
+separately built receiver, and measure rate, quality and (with a task network) machine-task accuracy.
+
+Outputs under the run directory: <rate point>/{bitstreams/, per_image.csv, predictions.json,
+summary.json}, summaries.json (all rate points, the input of vcm-bdrate) and rd_plot.png.
+"""
 from __future__ import annotations
 
 import csv
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
+from pytorch_lightning.loggers import WandbLogger
 from tqdm import tqdm
 
 from codec_networks import LearnedCodec
-from vcm_metrics import ms_ssim, psnr
+from conventional_codecs import ImageCodec, ScaledCodec
+from task_networks import TaskNetwork
+from vcm_metrics import evaluate_coco, evaluate_openimages, ms_ssim, psnr
 from vcmlab import CONF_DIR
 from vcmlab.checkpoints import load_codec
+from vcmlab.instantiate import instantiate_group
+from vcmlab.rd_plot import plot_rd_curves, read_summaries
 
 log = logging.getLogger(__name__)
 
 
-def evaluate_checkpoint(ckpt_path: str, dataset, out_dir: Path, device: str = "cpu") -> dict:
-    """Per-image CSV, bitstream files and a summary JSON for one checkpoint (one rate point)."""
-    sender = LearnedCodec(load_codec(ckpt_path), device)
-    receiver = LearnedCodec(load_codec(ckpt_path), device)  # built on its own, as a receiver would
+@dataclass
+class RatePoint:
+    name: str
+    sender: ImageCodec
+    receiver: ImageCodec  # a separate instance for learned codecs: decoding must not rely on encoder state
+    source: str
+    scale: float = 1.0  # of the resize ladder
+
+
+def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
+    if codec_cfg.kind == "learned":
+        paths = codec_cfg.ckpt_paths
+        paths = list(paths) if isinstance(paths, (list, ListConfig)) else [paths]
+        return [
+            RatePoint(f"rate_point_{i}", LearnedCodec(load_codec(p), device), LearnedCodec(load_codec(p), device), str(p))
+            for i, p in enumerate(paths)
+        ]
+    if codec_cfg.kind == "conventional":
+        points = []
+        for scale in codec_cfg.scales:
+            for value in codec_cfg.ladder:
+                codec = ScaledCodec(instantiate(codec_cfg.codec, **{codec_cfg.ladder_key: value}), scale)
+                points.append(RatePoint(codec.name, codec, codec, codec.name, float(scale)))
+        return points
+    raise ValueError(f"codec.kind must be 'learned' or 'conventional', got {codec_cfg.kind!r}")
+
+
+def _numpy(prediction: dict) -> dict:
+    out = {k: v.detach().cpu().numpy() for k, v in prediction.items() if k in ("boxes", "labels", "scores")}
+    if "masks" in prediction:  # torchvision: (K, 1, H, W) probabilities
+        out["masks"] = prediction["masks"].detach().cpu().numpy()[:, 0] > 0.5
+    return out
+
+
+def task_metrics(ground_truth: dict, predictions: dict) -> dict[str, float]:
+    """OpenImages-protocol mAP@0.5 (boxes, and masks when both sides have them) and COCO mAP."""
+    metrics = {"map": evaluate_openimages(ground_truth, predictions)["map"]}
+    coco = evaluate_coco(ground_truth, predictions)
+    metrics |= {"coco_map": coco["map"], "coco_map50": coco["map50"]}
+    if all("masks" in g for g in ground_truth.values()) and all("masks" in p for p in predictions.values()):
+        metrics["map_segm"] = evaluate_openimages(ground_truth, predictions, use_masks=True)["map"]
+        metrics["coco_map_segm"] = evaluate_coco(ground_truth, predictions, "segm")["map"]
+    return metrics
+
+
+def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetwork | None) -> dict:
     stream_dir = out_dir / "bitstreams"
     stream_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for index in tqdm(range(len(dataset)), desc=f"eval {Path(ckpt_path).name}", unit="img"):
+    rows, predictions, ground_truth = [], {}, {}
+    for index in tqdm(range(len(dataset)), desc=point.name, unit="img"):
         item = dataset[index]
-        x = item["image"]
+        x, name = item["image"], item["name"]
         start = time.perf_counter()
-        data = sender.encode(x)
+        data = point.sender.encode(x)
         encode_s = time.perf_counter() - start
-        path = stream_dir / f"{item['name']}.vcm"
+        path = stream_dir / f"{name}.bin"
         path.write_bytes(data)
         start = time.perf_counter()
-        x_hat = receiver.decode(path.read_bytes()).cpu()
+        x_hat = point.receiver.decode(path.read_bytes()).cpu()
         decode_s = time.perf_counter() - start
         h, w = x.shape[-2:]
         rows.append({
-            "name": item["name"], "height": h, "width": w, "bytes": len(data), "bpp": 8 * len(data) / (h * w),
+            "name": name, "height": h, "width": w, "bytes": len(data), "bpp": 8 * len(data) / (h * w),
             "psnr": float(psnr(x_hat[None], x[None])), "ms_ssim": float(ms_ssim(x_hat[None], x[None])),
             "encode_s": encode_s, "decode_s": decode_s,
         })
+        if task is not None:
+            predictions[name] = _numpy(task.predict(x_hat[None])[0])
+            if "targets" in item:
+                t = item["targets"]
+                ground_truth[name] = {k: v.numpy() for k, v in t.items() if k in ("boxes", "labels", "is_group_of", "image_labels", "masks")}
+                ground_truth[name] |= {"height": h, "width": w}
     with open(out_dir / "per_image.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    summary = {"checkpoint": str(ckpt_path), "images": len(rows)}
-    summary |= {k: sum(r[k] for r in rows) / len(rows) for k in ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s")}
+    summary = {"name": point.name, "source": point.source, "scale": point.scale, "images": len(rows)}
+    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s")}
+    if task is not None:
+        serialisable = {n: {k: v.tolist() for k, v in p.items() if k != "masks"} for n, p in predictions.items()}
+        (out_dir / "predictions.json").write_text(json.dumps(serialisable))
+        if ground_truth:
+            summary |= task_metrics(ground_truth, predictions)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def evaluate(cfg: DictConfig) -> list[dict]:
-    paths = cfg.ckpt_paths
-    paths = list(paths) if isinstance(paths, (list, ListConfig)) else [paths]
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
-    split = cfg.split if cfg.split in datamodule.datasets else "val"
-    dataset = datamodule.datasets[split]
+    dataset = datamodule.datasets[cfg.split if cfg.split in datamodule.datasets else "val"]
+    task = instantiate(cfg.task) if cfg.get("task") else None
     out_root = Path(cfg.paths.output_dir)
     summaries = []
     with torch.inference_mode():
-        for i, ckpt in enumerate(paths):
-            summary = evaluate_checkpoint(str(ckpt), dataset, out_root / f"rate_point_{i}", cfg.device)
-            log.info("rate point %d: %s", i, summary)
+        for point in build_rate_points(cfg.codec, cfg.device):
+            summary = evaluate_rate_point(point, dataset, out_root / point.name, task)
+            log.info("%s: %s", point.name, {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()})
             summaries.append(summary)
     (out_root / "summaries.json").write_text(json.dumps(summaries, indent=2) + "\n")
+    anchors = {Path(p).parent.name or str(p): read_summaries(Path(p)) for p in cfg.get("anchors") or []}
+    plot = plot_rd_curves({cfg.get("label") or cfg.codec.kind: summaries, **anchors}, out_root / "rd_plot.png")
+    for logger in instantiate_group(cfg.get("logger")):
+        if isinstance(logger, WandbLogger):
+            columns = list(dict.fromkeys(k for s in summaries for k in s))
+            logger.log_table(key="eval/rate_points", columns=columns, data=[[s.get(c) for c in columns] for s in summaries])
+            logger.log_image(key="eval/rd_plot", images=[str(plot)])
+            logger.experiment.finish()
     return summaries
 
 
