@@ -29,9 +29,11 @@ test: install
 test-slow: install
 	$(PY) -m pytest -m slow $(ARGS)
 
-## framework overhead vs a plain PyTorch loop; writes bench-results/*.json
+## benchmarks: training overhead vs a plain PyTorch loop, codec speed, OpenImages mAP speed -> bench-results/*.json
 bench: install
-	$(PY) -m benchmarks.train_throughput --out bench-results/train_throughput.json $(ARGS)
+	$(PY) -m benchmarks.train_throughput --out bench-results/train_throughput.json
+	$(PY) -m benchmarks.codec_speed --out bench-results/codec_speed.json
+	$(PY) -m benchmarks.openimages_map_speed --out bench-results/openimages_map_speed.json
 
 clean:
 	rm -rf $(VENV) logs outputs multirun bench-results .pytest_cache

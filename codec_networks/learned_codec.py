@@ -7,6 +7,7 @@ from compressai.models import CompressionModel
 from codec_networks.bitstream import BitstreamError, Payload, pack, unpack
 from codec_networks.entropy_state import fingerprint
 from codec_networks.padding import crop_to, pad_to_multiple
+from vcm_metrics.rate import bits_from_likelihoods
 
 
 class LearnedCodec:
@@ -35,6 +36,13 @@ class LearnedCodec:
         out = self.model.compress(x)
         streams = tuple(level[0] for level in out["strings"])
         return pack(Payload(self.fingerprint, height, width, tuple(out["shape"]), streams))
+
+    @torch.no_grad()
+    def estimated_bits(self, image: torch.Tensor) -> float:
+        """-log2 of the entropy model's likelihoods for this image: what training optimises, and the
+        floor the real bitstream (rANS + container) is compared against."""
+        x = pad_to_multiple(image.to(self.device, torch.float32).unsqueeze(0), self.pad_multiple)
+        return float(bits_from_likelihoods(self.model(x)["likelihoods"]))
 
     @torch.no_grad()
     def decode(self, data: bytes) -> torch.Tensor:

@@ -66,6 +66,7 @@ def test_vcm_eval_writes_real_bitstreams_and_summaries(trained_run, tmp_path):
     out = tmp_path / "out"
     summaries = json.loads((out / "summaries.json").read_text())
     assert len(summaries) == 2 and summaries[0]["bpp"] == summaries[1]["bpp"]
+    assert summaries[0]["bpp"] > summaries[0]["bpp_est"] > 0 and summaries[0]["bit_overhead_percent"] > 0
     with open(out / "rate_point_0" / "per_image.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["chelsea", "rocket"]

@@ -100,6 +100,8 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
             "psnr": float(psnr(x_hat[None], x[None])), "ms_ssim": float(ms_ssim(x_hat[None], x[None])),
             "encode_s": encode_s, "decode_s": decode_s,
         })
+        if isinstance(point.sender, LearnedCodec):
+            rows[-1]["bpp_est"] = point.sender.estimated_bits(x) / (h * w)
         if task is not None:
             predictions[name] = _numpy(task.predict(x_hat[None])[0])
             if "targets" in item:
@@ -111,7 +113,9 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         writer.writeheader()
         writer.writerows(rows)
     summary = {"name": point.name, "source": point.source, "scale": point.scale, "images": len(rows)}
-    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s")}
+    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s", "bpp_est") if k in rows[0]}
+    if "bpp_est" in summary:  # what the real bitstream costs beyond the entropy model's estimate
+        summary["bit_overhead_percent"] = 100 * (summary["bpp"] / summary["bpp_est"] - 1)
     if task is not None:
         serialisable = {n: {k: v.tolist() for k, v in p.items() if k != "masks"} for n, p in predictions.items()}
         (out_dir / "predictions.json").write_text(json.dumps(serialisable))
