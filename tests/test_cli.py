@@ -66,7 +66,11 @@ def test_vcm_eval_writes_real_bitstreams_and_summaries(trained_run, tmp_path):
     out = tmp_path / "out"
     summaries = json.loads((out / "summaries.json").read_text())
     assert len(summaries) == 2 and summaries[0]["bpp"] == summaries[1]["bpp"]
-    assert summaries[0]["bpp"] > summaries[0]["bpp_est"] > 0 and summaries[0]["bit_overhead_percent"] > 0
+    # an 8-step model's latents often fall outside its CDF tables: rANS codes them by bypass, which can cost
+    # less than the likelihood floor charges, so only consistency is asserted here (test_bitstream checks
+    # the direction on a model whose latents are in range)
+    s0 = summaries[0]
+    assert s0["bpp_est"] > 0 and s0["bit_overhead_percent"] == pytest.approx(100 * (s0["bpp"] / s0["bpp_est"] - 1))
     with open(out / "rate_point_0" / "per_image.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["chelsea", "rocket"]
