@@ -4,10 +4,11 @@ CompressAI's compress() returns bare rANS strings; a file of those decodes to ga
 model or after a flipped bit. The container adds what a receiver needs to refuse such input:
 
     magic "VCML" | version u8 | model fingerprint 8 bytes | height u32 | width u32
-    | n_shape u8 | shape dims u32... | n_streams u8 | stream lengths u32... | streams | crc32 u32
+    | n_shape u8 | shape dims u32... | n_streams u8 | stream lengths u32... | side-info length u32
+    | streams | side info | crc32 u32
 
-The CRC covers everything before it. Side information (filter indices, parameter updates) of later
-methods travels as extra streams, so its bytes are counted like any other.
+The CRC covers everything before it. Side information of encoder-side methods (filter indices,
+parameter updates, a bias-set index) travels in its own block, so its bytes count in the rate.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Payload:
     width: int
     shape: tuple[int, ...]  # latent shape the entropy decoder needs (CompressAI's "shape")
     streams: tuple[bytes, ...]
+    side_info: bytes = b""
 
 
 def pack(payload: Payload) -> bytes:
@@ -40,7 +42,9 @@ def pack(payload: Payload) -> bytes:
         _FIXED.pack(MAGIC, VERSION, payload.fingerprint, payload.height, payload.width),
         struct.pack(f">B{len(payload.shape)}I", len(payload.shape), *payload.shape),
         struct.pack(f">B{len(payload.streams)}I", len(payload.streams), *map(len, payload.streams)),
+        struct.pack(">I", len(payload.side_info)),
         *payload.streams,
+        payload.side_info,
     ]
     body = b"".join(parts)
     return body + struct.pack(">I", zlib.crc32(body))
@@ -62,15 +66,17 @@ def unpack(data: bytes) -> Payload:
     try:
         shape, pos = _read_u32_list(body, pos)
         lengths, pos = _read_u32_list(body, pos)
+        (side_length,) = struct.unpack_from(">I", body, pos)
     except struct.error as err:
         raise BitstreamError(f"malformed bitstream header: {err}") from None
-    if pos + sum(lengths) != len(body):
-        raise BitstreamError(f"bitstream length mismatch: header announces {pos + sum(lengths)} bytes, got {len(body)}")
+    pos += 4
+    if pos + sum(lengths) + side_length != len(body):
+        raise BitstreamError(f"bitstream length mismatch: header announces {pos + sum(lengths) + side_length} bytes, got {len(body)}")
     streams = []
     for n in lengths:
         streams.append(body[pos : pos + n])
         pos += n
-    return Payload(fingerprint, height, width, tuple(shape), tuple(streams))
+    return Payload(fingerprint, height, width, tuple(shape), tuple(streams), body[pos:])
 
 
 def _read_u32_list(buf: bytes, pos: int) -> tuple[list[int], int]:

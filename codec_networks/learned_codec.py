@@ -1,6 +1,9 @@
 """A trained CompressAI model as an image codec: tensor -> bytes -> tensor, through real rANS bitstreams."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Callable
+
 import torch
 from compressai.models import CompressionModel
 
@@ -8,6 +11,29 @@ from codec_networks.bitstream import BitstreamError, Payload, pack, unpack
 from codec_networks.entropy_state import fingerprint
 from codec_networks.padding import crop_to, pad_to_multiple
 from vcm_metrics.rate import bits_from_likelihoods
+
+
+# An encoder-side latent optimisation (latent overfitting, latent finetuning for machines): given the
+# model, the padded input x and y = g_a(x), return the latent to code instead. The decoder is unchanged.
+LatentRefiner = Callable[[CompressionModel, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class _RefinedAnalysis(torch.nn.Module):
+    """Stands in for g_a during compress(), so that any CompressAI model codes the refined latent."""
+
+    def __init__(self, g_a: torch.nn.Module, model: CompressionModel, refine: LatentRefiner):
+        super().__init__()
+        self.g_a, self.refine = g_a, refine
+        self.__dict__["model"] = model  # not a submodule: no reference cycle in the module tree
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # clones: inputs made under inference_mode (as in vcm-eval) cannot enter the refiner's autograd graph
+        with torch.inference_mode(False):
+            x = x.clone()
+            with torch.no_grad():
+                y = self.g_a(x)
+            with torch.enable_grad():
+                return self.refine(self.model, x, y.clone()).detach()
 
 
 class LearnedCodec:
@@ -19,23 +45,43 @@ class LearnedCodec:
     selects the CDFs, and CPU/GPU rounding differences can corrupt the decode (CompressAI #279, #309).
     """
 
-    def __init__(self, model: CompressionModel, device: str | torch.device = "cpu", pad_multiple: int = 64):
+    def __init__(
+        self,
+        model: CompressionModel,
+        device: str | torch.device = "cpu",
+        pad_multiple: int = 64,
+        latent_refiner: LatentRefiner | None = None,
+    ):
         self.device = torch.device(device)
+        self.latent_refiner = latent_refiner
         self.model = model.to(self.device).eval()
         self.model.update(force=True)
         self.pad_multiple = pad_multiple
         self.fingerprint = fingerprint(self.model)
 
     @torch.no_grad()
-    def encode(self, image: torch.Tensor) -> bytes:
-        """Code one image (3, H, W) with values in [0, 1]."""
+    def encode(self, image: torch.Tensor, side_info: bytes = b"") -> bytes:
+        """Code one image (3, H, W) with values in [0, 1]; `side_info` bytes travel in the same stream."""
         if image.dim() != 3 or image.shape[0] != 3:
             raise ValueError(f"encode expects one RGB image of shape (3, H, W), got {tuple(image.shape)}")
         height, width = image.shape[-2:]
         x = pad_to_multiple(image.to(self.device, torch.float32).unsqueeze(0), self.pad_multiple)
-        out = self.model.compress(x)
+        with self._refined_analysis():
+            out = self.model.compress(x)
         streams = tuple(level[0] for level in out["strings"])
-        return pack(Payload(self.fingerprint, height, width, tuple(out["shape"]), streams))
+        return pack(Payload(self.fingerprint, height, width, tuple(out["shape"]), streams, bytes(side_info)))
+
+    @contextmanager
+    def _refined_analysis(self):
+        if self.latent_refiner is None:
+            yield
+            return
+        g_a = self.model.g_a
+        self.model.g_a = _RefinedAnalysis(g_a, self.model, self.latent_refiner)
+        try:
+            yield
+        finally:
+            self.model.g_a = g_a
 
     @torch.no_grad()
     def estimated_bits(self, image: torch.Tensor) -> float:
@@ -47,6 +93,10 @@ class LearnedCodec:
     @torch.no_grad()
     def decode(self, data: bytes) -> torch.Tensor:
         """Reconstruct the image (3, H, W) in [0, 1] from a bitstream written by `encode`."""
+        return self.decode_with_side_info(data)[0]
+
+    @torch.no_grad()
+    def decode_with_side_info(self, data: bytes) -> tuple[torch.Tensor, bytes]:
         payload = unpack(data)
         if payload.fingerprint != self.fingerprint:
             raise BitstreamError(
@@ -55,4 +105,4 @@ class LearnedCodec:
             )
         strings = [[s] for s in payload.streams]
         out = self.model.decompress(strings, torch.Size(payload.shape))
-        return crop_to(out["x_hat"].clamp(0, 1), payload.height, payload.width)[0]
+        return crop_to(out["x_hat"].clamp(0, 1), payload.height, payload.width)[0], payload.side_info

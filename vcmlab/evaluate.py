@@ -47,8 +47,9 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
     if codec_cfg.kind == "learned":
         paths = codec_cfg.ckpt_paths
         paths = list(paths) if isinstance(paths, (list, ListConfig)) else [paths]
+        refiner = instantiate(codec_cfg.latent_refiner) if codec_cfg.get("latent_refiner") else None
         return [
-            RatePoint(f"rate_point_{i}", LearnedCodec(load_codec(p), device), LearnedCodec(load_codec(p), device), str(p))
+            RatePoint(f"rate_point_{i}", LearnedCodec(load_codec(p), device, latent_refiner=refiner), LearnedCodec(load_codec(p), device), str(p))
             for i, p in enumerate(paths)
         ]
     if codec_cfg.kind == "conventional":
