@@ -31,7 +31,7 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def from_uint8(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
+    return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0  # a copy: decoders hand out read-only arrays
 
 
 # A 4-byte size prefix, for streams that cannot carry the exact original size themselves (4:2:0 codecs

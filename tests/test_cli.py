@@ -98,6 +98,16 @@ def test_conventional_ladders_then_bd_rate_between_them(tmp_path):
     assert line.startswith("BD-rate psnr pchip: ") and -90 < float(line.split(": ")[1].rstrip("%")) < 90
 
 
+def test_vcm_eval_logs_tables_and_plot_to_wandb_offline(tmp_path):
+    result = run_cli("vcm-eval", "codec=webp", "codec.ladder=[80,40]", "logger=wandb", f"hydra.run.dir={tmp_path / 'out'}",
+                     f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = next((tmp_path / "out" / "wandb").glob("offline-run-*"))
+    assert list((run / "files" / "media" / "images" / "eval").glob("rd_plot_*.png"))
+    table = next((run / "files" / "media" / "table" / "eval").glob("rate_points_*.table.json"))
+    assert len(json.loads(table.read_text())["data"]) == 2  # one row per rate point
+
+
 def test_vcm_eval_missing_checkpoint(tmp_path):
     result = run_cli("vcm-eval", "codec.ckpt_paths=/no/such.ckpt", f"paths.log_dir={tmp_path}", cwd=tmp_path)
     assert result.returncode != 0 and "checkpoint not found: /no/such.ckpt" in result.stderr
