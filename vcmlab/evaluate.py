@@ -133,8 +133,11 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     task = instantiate(cfg.task) if cfg.get("task") else None
     out_root = Path(cfg.paths.output_dir)
     summaries = []
+    # built outside inference mode: update() makes CDF and bound buffers that a latent refiner's
+    # autograd must be able to use
+    points = build_rate_points(cfg.codec, cfg.device)
     with torch.inference_mode():
-        for point in build_rate_points(cfg.codec, cfg.device):
+        for point in points:
             summary = evaluate_rate_point(point, dataset, out_root / point.name, task)
             log.info("%s: %s", point.name, {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()})
             summaries.append(summary)

@@ -1,0 +1,107 @@
+"""Latent overfitting at the encoder (methods 4 and 8): start from y = g_a(x) and take K Adam steps on
+    w_r·R + w_d·D (human viewing)   or   w_r·R + w_t·L_task(T(x̂)) (+ w_d·D) (machines)
+with the decoder, the entropy models and the task network frozen. Only the coded latent changes: the
+bitstream format and the decoder are untouched, and nothing extra is signalled.
+
+Quantisation surrogates for y: additive uniform noise, straight-through rounding, or stochastic Gumbel
+annealing (SGA, Yang et al. 2020: a soft choice between floor and ceil whose temperature falls to a
+near-hard rounding). The hyper-latent z always uses noise: it is recomputed from the final y when the
+bitstream is written. Supports CompressAI's ScaleHyperprior and MeanScaleHyperprior.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from compressai.models import CompressionModel, MeanScaleHyperprior, ScaleHyperprior
+
+from task_networks import TaskNetwork
+
+Surrogate = Literal["noise", "ste", "sga"]
+
+
+def _quantize(v: torch.Tensor, surrogate: Surrogate, tau: float) -> torch.Tensor:
+    """Differentiable stand-in for round(v)."""
+    if surrogate == "noise":
+        return v + torch.empty_like(v).uniform_(-0.5, 0.5)
+    if surrogate == "ste":
+        return v + (torch.round(v) - v).detach()
+    if surrogate == "sga":
+        floor = torch.floor(v)
+        frac = (v - floor).clamp(1e-4, 1 - 1e-4)
+        # logits of rounding down / up: closer integers are likelier, sharper as tau falls
+        logits = torch.stack([-torch.atanh(frac), -torch.atanh(1 - frac)], dim=-1) / tau
+        up = F.gumbel_softmax(logits, tau=tau, hard=False)[..., 1]
+        return floor + up
+    raise ValueError(f"surrogate must be noise, ste or sga, got {surrogate!r}")
+
+
+def relaxed_forward(model: CompressionModel, y: torch.Tensor, surrogate: Surrogate, tau: float = 0.5):
+    """(x_hat, bits) of the model's decoder and entropy models for latent y under the surrogate."""
+    if isinstance(model, MeanScaleHyperprior):
+        z = model.h_a(y)
+    elif isinstance(model, ScaleHyperprior):
+        z = model.h_a(torch.abs(y))
+    else:
+        raise NotImplementedError(f"latent overfitting supports ScaleHyperprior and MeanScaleHyperprior, not {type(model).__name__}")
+    z_hat, z_likelihood = model.entropy_bottleneck(z, training=True)
+    params = model.h_s(z_hat)
+    scales, means = params.chunk(2, 1) if isinstance(model, MeanScaleHyperprior) else (params, None)
+    centre = means if means is not None else torch.zeros_like(y)
+    y_tilde = centre + _quantize(y - centre, surrogate, tau)
+    gc = model.gaussian_conditional
+    # CompressAI exposes the likelihood at given values only through forward(), which re-quantises
+    y_likelihood = gc.likelihood_lower_bound(gc._likelihood(y_tilde, scales, means))
+    bits = -(torch.log2(y_likelihood).sum() + torch.log2(z_likelihood).sum())
+    return model.g_s(y_tilde), bits
+
+
+class LatentOverfitter:
+    """A latent refiner for LearnedCodec (codec.latent_refiner in vcm-eval). Weights as in training:
+    w_d multiplies MSE on the 0..255 scale, w_r multiplies bits per pixel."""
+
+    def __init__(
+        self,
+        steps: int = 100,
+        lr: float = 1e-2,
+        rate_weight: float = 1.0,
+        distortion_weight: float = 0.013,
+        task_weight: float = 0.0,
+        task: TaskNetwork | None = None,
+        surrogate: Surrogate = "sga",
+        sga_tau: tuple[float, float] = (0.5, 0.05),
+    ):
+        if task_weight > 0 and task is None:
+            raise ValueError("latent overfitting with task_weight > 0 needs a task network")
+        _quantize(torch.zeros(1), surrogate, 1.0)  # validates the name now, not after the first image
+        self.steps, self.lr, self.surrogate, self.sga_tau = steps, lr, surrogate, sga_tau
+        self.weights = (rate_weight, distortion_weight, task_weight)
+        self.task = task
+
+    def tau(self, step: int) -> float:
+        """SGA temperature, decaying exponentially from sga_tau[0] to sga_tau[1] over the steps."""
+        start, end = self.sga_tau
+        return start * math.exp(math.log(end / start) * step / max(1, self.steps - 1))
+
+    def objective(self, model: CompressionModel, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
+        x_hat, bits = relaxed_forward(model, y, self.surrogate, self.tau(step))
+        rate_w, dist_w, task_w = self.weights
+        loss = rate_w * bits / (x.shape[0] * x.shape[-2] * x.shape[-1])
+        if dist_w:
+            loss = loss + dist_w * F.mse_loss(x_hat, x) * 255.0**2
+        if task_w:
+            loss = loss + task_w * self.task.task_loss(x_hat.clamp(0, 1), x)
+        return loss
+
+    @torch.enable_grad()
+    def __call__(self, model: CompressionModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = y.detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([y], lr=self.lr)
+        for step in range(self.steps):
+            loss = self.objective(model, x, y, step)
+            # gradient for y only: the frozen networks accumulate nothing
+            (y.grad,) = torch.autograd.grad(loss, [y])
+            optimizer.step()
+        return y.detach()
