@@ -7,7 +7,6 @@ inside PyAV. Streams carry a 4-byte size prefix (odd sizes are padded for 4:2:0)
 """
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import tempfile

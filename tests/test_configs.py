@@ -2,11 +2,11 @@
 import importlib.util
 
 import pytest
+import pytorch_lightning as pl
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from lightning_modules import CodecModule
 from tests.conftest import compose_config
 from vcmlab import CONF_DIR
 from vcmlab.instantiate import instantiate_group
@@ -33,7 +33,7 @@ def test_experiment_composes_and_instantiates(experiment, tmp_path):
     codec = instantiate(cfg.model)
     task = instantiate(cfg.task) if cfg.get("task") else None
     module = instantiate(cfg.module, codec=codec, task=task)
-    assert isinstance(module, CodecModule) and datamodule is not None
+    assert isinstance(module, pl.LightningModule) and datamodule is not None
     trainer = instantiate(cfg.trainer, callbacks=instantiate_group(cfg.callbacks), logger=False)
     assert trainer.max_steps == cfg.trainer.max_steps
 

@@ -1,0 +1,186 @@
+"""Adversarial decoder finetuning of a trained machine codec (method 2, ICIP 2022, arXiv 2401.10732).
+
+Only the synthesis transform g_s trains; the encoder (g_a), the hyper networks and the entropy models
+stay frozen, so the bitstream of every image is unchanged, nothing extra is signalled and inference
+costs nothing more. g_s minimises w_adv·L_adv(D(x̂)) + w_t·L_task(T(x̂)) + w_mse·MSE(x̂, x) (0..255
+scale) against a PatchGAN discriminator D; w_adv trades the removal of checkerboard artifacts against
+task accuracy.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from functools import partial
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from compressai.models import CompressionModel
+from torch import nn
+
+from codec_networks import LearnedCodec
+from codec_networks.entropy_state import resize_entropy_buffers
+from codec_networks.padding import crop_to, pad_to_multiple
+from task_networks import TaskNetwork
+from vcm_metrics import ms_ssim, psnr
+from vcm_metrics.artifacts import checkerboard_score
+from vcmlab.checkpoints import read_checkpoint
+
+log = logging.getLogger(__name__)
+GanLoss = Literal["non_saturating", "hinge", "least_squares"]
+
+
+def generator_loss(fake: torch.Tensor, kind: GanLoss) -> torch.Tensor:
+    if kind == "non_saturating":
+        return F.softplus(-fake).mean()
+    if kind == "hinge":
+        return -fake.mean()
+    if kind == "least_squares":
+        return (fake - 1).pow(2).mean()
+    raise ValueError(f"gan_loss must be non_saturating, hinge or least_squares, got {kind!r}")
+
+
+def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: GanLoss) -> torch.Tensor:
+    if kind == "non_saturating":
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "least_squares":
+        return (real - 1).pow(2).mean() + fake.pow(2).mean()
+    raise ValueError(f"gan_loss must be non_saturating, hinge or least_squares, got {kind!r}")
+
+
+def load_codec_weights(codec: CompressionModel, checkpoint: str) -> None:
+    """The codec.* weights of a vcm-train checkpoint into an already built codec of the same config."""
+    state = {k[len("codec."):]: v for k, v in read_checkpoint(checkpoint)["state_dict"].items() if k.startswith("codec.")}
+    resize_entropy_buffers(codec, state)
+    try:
+        codec.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"codec_checkpoint {checkpoint} does not fit the configured model: {str(err).splitlines()[1:3]}") from None
+
+
+class AdversarialDecoderModule(pl.LightningModule):
+    def __init__(
+        self,
+        codec: CompressionModel,
+        task: TaskNetwork | None = None,
+        *,
+        discriminator: nn.Module,
+        codec_checkpoint: str | None = None,
+        gan_loss: GanLoss = "non_saturating",
+        adversarial_weight: float = 0.01,
+        task_weight: float = 1.0,
+        mse_weight: float = 0.0,
+        optimizer: partial | None = None,
+        disc_optimizer: partial | None = None,
+        real_bitstreams: bool = True,
+        pad_multiple: int = 64,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        if codec_checkpoint is not None:
+            load_codec_weights(codec, codec_checkpoint)
+        else:
+            message = "adversarial finetuning starts from an UNTRAINED codec (module.codec_checkpoint is null): fine for tests only"
+            warnings.warn(message, stacklevel=2)
+            log.warning(message)
+        if task_weight > 0 and task is None:
+            raise ValueError("module.task_weight > 0 needs a task network (task=...)")
+        generator_loss(torch.zeros(1), gan_loss)  # validate the name now
+        self.codec, self.task, self.discriminator = codec, task, discriminator
+        for name, p in self.codec.named_parameters():
+            p.requires_grad_(name.startswith("g_s."))  # the decoder only: the bitstream cannot change
+        self.gan_loss = gan_loss
+        self.weights = {"adversarial": adversarial_weight, "task": task_weight, "mse": mse_weight}
+        self.make_optimizer = optimizer or partial(torch.optim.Adam, lr=1e-5)
+        self.make_disc_optimizer = disc_optimizer or partial(torch.optim.Adam, lr=1e-4, betas=(0.5, 0.999))
+        self.real_bitstreams, self.pad_multiple = real_bitstreams, pad_multiple
+        self.run_config: dict | None = None
+        self._bitstream_codec: LearnedCodec | None = None
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.codec.eval()  # entropy models quantise by rounding, exactly as the deployed encoder does
+        return self
+
+    def configure_optimizers(self):
+        decoder = [p for p in self.codec.parameters() if p.requires_grad]
+        return [self.make_optimizer(decoder), self.make_disc_optimizer(self.discriminator.parameters())]
+
+    @torch.no_grad()
+    def decoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The quantised latent g_s receives at the decoder, from the frozen encoder and entropy models."""
+        captured = {}
+        handle = self.codec.g_s.register_forward_pre_hook(lambda module, args: captured.setdefault("y_hat", args[0]))
+        try:
+            self.codec(x)
+        finally:
+            handle.remove()
+        return captured["y_hat"]
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        padded = pad_to_multiple(x, self.pad_multiple)
+        return crop_to(self.codec.g_s(self.decoder_input(padded)), *x.shape[-2:])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        opt_g, opt_d = self.optimizers()
+        x, targets = batch["image"], batch.get("targets")
+        x_hat = self.decode(x)
+
+        self.toggle_optimizer(opt_g)
+        adversarial = generator_loss(self.discriminator(x_hat), self.gan_loss)
+        task = self.task.task_loss(x_hat.clamp(0, 1), x, targets) if self.task is not None else x.new_zeros(())
+        mse = F.mse_loss(x_hat, x) * 255.0**2
+        w = self.weights
+        loss_g = w["adversarial"] * adversarial + w["task"] * task + w["mse"] * mse
+        opt_g.zero_grad()
+        self.manual_backward(loss_g)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        self.toggle_optimizer(opt_d)
+        loss_d = discriminator_loss(self.discriminator(x), self.discriminator(x_hat.detach()), self.gan_loss)
+        opt_d.zero_grad()
+        self.manual_backward(loss_d)
+        opt_d.optimizer.step()  # the raw optimizer: one global step per batch, not two
+        self.untoggle_optimizer(opt_d)
+
+        self.log_dict({"train/loss": loss_g.detach(), "train/adversarial": adversarial.detach(), "train/task_loss": task.detach(),
+                       "train/mse": mse.detach(), "train/disc_loss": loss_d.detach()}, batch_size=x.shape[0], sync_dist=True)
+        return loss_g.detach()
+
+    def on_validation_epoch_start(self) -> None:
+        self._bitstream_codec = LearnedCodec(self.codec, self.device, self.pad_multiple) if self.real_bitstreams else None
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        x, n = batch["image"], batch["image"].shape[0]
+        if self._bitstream_codec is not None:
+            streams = [self._bitstream_codec.encode(image) for image in x]
+            decoded = torch.stack([self._bitstream_codec.decode(s) for s in streams]).to(x.device)
+            bpp = torch.tensor(8 * sum(map(len, streams)) / (n * x.shape[-2] * x.shape[-1]), device=x.device)
+        else:
+            decoded, bpp = self.decode(x).clamp(0, 1), x.new_zeros(())
+        task = self.task.task_loss(decoded, x, batch.get("targets")) if self.task is not None else x.new_zeros(())
+        metrics = {
+            "bpp": bpp, "psnr": psnr(decoded, x).mean(), "ms_ssim": ms_ssim(decoded, x).mean(), "task_loss": task,
+            "checkerboard": checkerboard_score(decoded, x).mean(),
+        }
+        # objective for "best": the task term plus the artifact score, as the method trades the two
+        metrics["rd_loss"] = self.weights["task"] * task + metrics["checkerboard"]
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=n, sync_dist=True)
+        return {"x": x, "x_hat": decoded, "bpp": bpp}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("task.")}
+        if self.run_config is not None:
+            checkpoint["vcmlab_config"] = self.run_config  # vcm-eval rebuilds the finetuned codec from it
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.task is not None:
+            checkpoint["state_dict"].update({f"task.{k}": v for k, v in self.task.state_dict().items()})
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        resize_entropy_buffers(self.codec, state_dict, prefix="codec.")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
