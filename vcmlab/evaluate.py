@@ -26,6 +26,7 @@ from codec_networks import LearnedCodec
 from conventional_codecs import ImageCodec, ScaledCodec
 from task_networks import TaskNetwork
 from vcm_metrics import evaluate_coco, evaluate_openimages, ms_ssim, psnr
+from vcm_metrics.artifacts import checkerboard_score
 from vcmlab import CONF_DIR
 from vcmlab.checkpoints import load_codec
 from vcmlab.instantiate import instantiate_group
@@ -99,6 +100,7 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         rows.append({
             "name": name, "height": h, "width": w, "bytes": len(data), "bpp": 8 * len(data) / (h * w),
             "psnr": float(psnr(x_hat[None], x[None])), "ms_ssim": float(ms_ssim(x_hat[None], x[None])),
+            "checkerboard": float(checkerboard_score(x_hat[None], x[None])),
             "encode_s": encode_s, "decode_s": decode_s,
         })
         if isinstance(point.sender, LearnedCodec):
@@ -114,7 +116,7 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         writer.writeheader()
         writer.writerows(rows)
     summary = {"name": point.name, "source": point.source, "scale": point.scale, "images": len(rows)}
-    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s", "bpp_est") if k in rows[0]}
+    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "ms_ssim", "checkerboard", "encode_s", "decode_s", "bpp_est") if k in rows[0]}
     if "bpp_est" in summary:  # what the real bitstream costs beyond the entropy model's estimate
         summary["bit_overhead_percent"] = 100 * (summary["bpp"] / summary["bpp_est"] - 1)
     if task is not None:
