@@ -72,11 +72,14 @@ class LatentOverfitter:
         task: TaskNetwork | None = None,
         surrogate: Surrogate = "sga",
         sga_tau: tuple[float, float] = (0.5, 0.05),
+        optimizer: Literal["adam", "sgd"] = "adam",
     ):
         if task_weight > 0 and task is None:
             raise ValueError("latent overfitting with task_weight > 0 needs a task network")
         _quantize(torch.zeros(1), surrogate, 1.0)  # validates the name now, not after the first image
-        self.steps, self.lr, self.surrogate, self.sga_tau = steps, lr, surrogate, sga_tau
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be adam or sgd (plain gradient steps, as in a MAML inner loop), got {optimizer!r}")
+        self.steps, self.lr, self.surrogate, self.sga_tau, self.optimizer = steps, lr, surrogate, sga_tau, optimizer
         self.weights = (rate_weight, distortion_weight, task_weight)
         self.task = task
 
@@ -98,9 +101,9 @@ class LatentOverfitter:
     @torch.enable_grad()
     def __call__(self, model: CompressionModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         y = y.detach().clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([y], lr=self.lr)
+        optimizer = (torch.optim.Adam if self.optimizer == "adam" else torch.optim.SGD)([y], lr=self.lr)
         for step in range(self.steps):
-            loss = self.objective(model, x, y, step)
+            loss = self.objective(model, x, y, step) * x.shape[0]  # per image: each latent its own loss
             # gradient for y only: the frozen networks accumulate nothing
             (y.grad,) = torch.autograd.grad(loss, [y])
             optimizer.step()

@@ -2,5 +2,6 @@
 from lightning_modules.adversarial_finetune import AdversarialDecoderModule
 from lightning_modules.codec_module import CodecModule
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
+from lightning_modules.maml import MAMLCodecModule
 
-__all__ = ["AdversarialDecoderModule", "CodecModule", "LossWeightSchedule", "LossWeights"]
+__all__ = ["AdversarialDecoderModule", "CodecModule", "LossWeightSchedule", "LossWeights", "MAMLCodecModule"]
