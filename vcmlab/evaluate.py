@@ -23,6 +23,8 @@ from pytorch_lightning.loggers import WandbLogger
 from tqdm import tqdm
 
 from codec_networks import LearnedCodec
+from codec_networks.bias_sets import BiasSetCodec
+from codec_networks.bitstream import unpack
 from conventional_codecs import ImageCodec, ScaledCodec
 from task_networks import TaskNetwork
 from vcm_metrics import evaluate_coco, evaluate_openimages, ms_ssim, psnr
@@ -49,10 +51,17 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
         paths = codec_cfg.ckpt_paths
         paths = list(paths) if isinstance(paths, (list, ListConfig)) else [paths]
         refiner = instantiate(codec_cfg.latent_refiner) if codec_cfg.get("latent_refiner") else None
-        return [
-            RatePoint(f"rate_point_{i}", LearnedCodec(load_codec(p), device, latent_refiner=refiner), LearnedCodec(load_codec(p), device), str(p))
-            for i, p in enumerate(paths)
-        ]
+        bias_sets = codec_cfg.get("bias_sets")
+        if bias_sets is not None:  # one file per checkpoint: each decoder has its own biases
+            bias_sets = list(bias_sets) if isinstance(bias_sets, (list, ListConfig)) else [bias_sets]
+            if len(bias_sets) != len(paths):
+                raise ValueError(f"codec.bias_sets needs one file per checkpoint ({len(paths)}), got {len(bias_sets)}")
+
+        def make_codec(i: int, refine: bool) -> ImageCodec:
+            learned = LearnedCodec(load_codec(paths[i]), device, latent_refiner=refiner if refine else None)
+            return BiasSetCodec(learned, torch.load(bias_sets[i], map_location="cpu", weights_only=True)) if bias_sets else learned
+
+        return [RatePoint(f"rate_point_{i}", make_codec(i, True), make_codec(i, False), str(p)) for i, p in enumerate(paths)]
     if codec_cfg.kind == "conventional":
         points = []
         for scale in codec_cfg.scales:
@@ -105,6 +114,8 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         })
         if isinstance(point.sender, LearnedCodec):
             rows[-1]["bpp_est"] = point.sender.estimated_bits(x) / (h * w)
+        if isinstance(point.sender, BiasSetCodec):
+            rows[-1]["bias_set"] = unpack(data).side_info[0]
         if task is not None:
             predictions[name] = _numpy(task.predict(x_hat[None])[0])
             if "targets" in item:
