@@ -20,36 +20,23 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from compressai.losses import RateDistortionLoss
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from vcmlab import CONF_DIR, PROJECT_ROOT
+from vcmlab.compose import compose_config
 from vcmlab.train import train
 
 warnings.filterwarnings("ignore")
 
 
 def compose_cfg(steps: int, out: Path, overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "experiment=lic_hyperprior", "logger=none", "callbacks=default", f"paths.log_dir={out}",
-                f"trainer.max_steps={steps}", "+trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false",
-                "~callbacks.model_checkpoint", *overrides,
-            ],
-            return_hydra_config=True,
-        )
+    cfg = compose_config(
+        ["experiment=lic_hyperprior", "logger=none", "callbacks=default", f"trainer.max_steps={steps}",
+         "+trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false", "~callbacks.model_checkpoint", *overrides],
+        out,
+    )
     with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.runtime.cwd = str(PROJECT_ROOT)
-        cfg.hydra.job.num = 0
         cfg.callbacks.timer = {"_target_": "benchmarks.train_throughput.StepTimer", "warmup": 10}
-    HydraConfig().set_config(cfg)
     return cfg
 
 

@@ -6,12 +6,11 @@ import warnings
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from vcmlab import CONF_DIR, PROJECT_ROOT
+from vcmlab import PROJECT_ROOT
+from vcmlab.compose import compose_config
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 # Tiny codec and detector-free defaults keep a training step well under a second.
@@ -20,19 +19,6 @@ FAST = ["model.N=32", "model.M=48", "data.crop_size=64", "data.val_crop_size=64"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 warnings.filterwarnings("ignore", message=".*RANDOMLY INITIALISED.*")
-
-
-def compose_config(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
-    """Compose conf/<config_name>.yaml as vcm-train would, with every output under output_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=[f"paths.log_dir={output_dir}", *overrides], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.runtime.cwd = str(PROJECT_ROOT)
-        cfg.hydra.job.num = 0
-    HydraConfig().set_config(cfg)
-    return cfg
 
 
 @pytest.fixture

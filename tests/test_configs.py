@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from tests.conftest import compose_config
+from vcmlab.compose import compose_config
 from vcmlab import CONF_DIR
 from vcmlab.instantiate import instantiate_group
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from codec_networks import LearnedCodec
-from tests.conftest import compose_config
+from vcmlab.compose import compose_config
 from vcmlab.checkpoints import load_codec, read_checkpoint
 from vcmlab.train import train
 
