@@ -29,11 +29,12 @@ test: install
 test-slow: install
 	$(PY) -m pytest -m slow $(ARGS)
 
-## benchmarks: training overhead vs a plain PyTorch loop, codec speed, OpenImages mAP speed -> bench-results/*.json
+## benchmarks: training overhead, codec speed, OpenImages mAP speed, MAML test-time gain -> bench-results/*.json
 bench: install
 	$(PY) -m benchmarks.train_throughput --out bench-results/train_throughput.json
 	$(PY) -m benchmarks.codec_speed --out bench-results/codec_speed.json
 	$(PY) -m benchmarks.openimages_map_speed --out bench-results/openimages_map_speed.json
+	$(PY) -m benchmarks.maml_gain --out bench-results/maml_gain.json
 
 clean:
 	rm -rf $(VENV) logs outputs multirun bench-results .pytest_cache

@@ -88,6 +88,12 @@ class LatentOverfitter:
         start, end = self.sga_tau
         return start * math.exp(math.log(end / start) * step / max(1, self.steps - 1))
 
+    @staticmethod
+    def per_image_total(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The batch-mean, per-pixel objective summed over each image's pixels: the scale at which plain
+        gradient steps on a latent have a sensible size (Adam does not care)."""
+        return loss * x.shape[0] * x.shape[-2] * x.shape[-1]
+
     def objective(self, model: CompressionModel, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
         x_hat, bits = relaxed_forward(model, y, self.surrogate, self.tau(step))
         rate_w, dist_w, task_w = self.weights
@@ -103,7 +109,7 @@ class LatentOverfitter:
         y = y.detach().clone().requires_grad_(True)
         optimizer = (torch.optim.Adam if self.optimizer == "adam" else torch.optim.SGD)([y], lr=self.lr)
         for step in range(self.steps):
-            loss = self.objective(model, x, y, step) * x.shape[0]  # per image: each latent its own loss
+            loss = self.per_image_total(self.objective(model, x, y, step), x)
             # gradient for y only: the frozen networks accumulate nothing
             (y.grad,) = torch.autograd.grad(loss, [y])
             optimizer.step()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import warnings
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -25,6 +25,7 @@ from codec_networks.padding import crop_to, pad_to_multiple
 from task_networks import TaskNetwork
 from vcm_metrics import ms_ssim, psnr
 from vcm_metrics.artifacts import checkerboard_score
+from lightning_modules.checkpointing import CodecCheckpointing
 from vcmlab.checkpoints import read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def load_codec_weights(codec: CompressionModel, checkpoint: str) -> None:
         raise ValueError(f"codec_checkpoint {checkpoint} does not fit the configured model: {str(err).splitlines()[1:3]}") from None
 
 
-class AdversarialDecoderModule(pl.LightningModule):
+class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
     def __init__(
         self,
         codec: CompressionModel,
@@ -97,7 +98,6 @@ class AdversarialDecoderModule(pl.LightningModule):
         self.make_optimizer = optimizer or partial(torch.optim.Adam, lr=1e-5)
         self.make_disc_optimizer = disc_optimizer or partial(torch.optim.Adam, lr=1e-4, betas=(0.5, 0.999))
         self.real_bitstreams, self.pad_multiple = real_bitstreams, pad_multiple
-        self.run_config: dict | None = None
         self._bitstream_codec: LearnedCodec | None = None
 
     def train(self, mode: bool = True):
@@ -171,16 +171,3 @@ class AdversarialDecoderModule(pl.LightningModule):
         metrics["rd_loss"] = self.weights["task"] * task + metrics["checkerboard"]
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=n, sync_dist=True)
         return {"x": x, "x_hat": decoded, "bpp": bpp}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("task.")}
-        if self.run_config is not None:
-            checkpoint["vcmlab_config"] = self.run_config  # vcm-eval rebuilds the finetuned codec from it
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.task is not None:
-            checkpoint["state_dict"].update({f"task.{k}": v for k, v in self.task.state_dict().items()})
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        resize_entropy_buffers(self.codec, state_dict, prefix="codec.")
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -3,7 +3,7 @@ oriented special case (task weight 0)."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -11,8 +11,8 @@ from compressai.models import CompressionModel
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from codec_networks import LearnedCodec
-from codec_networks.entropy_state import resize_entropy_buffers
 from codec_networks.padding import crop_to, pad_to_multiple
+from lightning_modules.checkpointing import CodecCheckpointing
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
 from task_networks import TaskNetwork
 from vcm_metrics import bits_from_likelihoods, ms_ssim, psnr
@@ -29,7 +29,7 @@ def distortion_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: Distortion) -> t
     raise ValueError(f"distortion must be 'mse' or 'ms_ssim', got {kind!r}")
 
 
-class CodecModule(pl.LightningModule):
+class CodecModule(CodecCheckpointing, pl.LightningModule):
     """L = w_r·bpp + w_d·D + w_t·L_task(T(x̂)) with scheduled weights; the task network stays frozen.
 
     Two optimizers, stepped by hand: the main one for every codec parameter but the entropy
@@ -68,7 +68,6 @@ class CodecModule(pl.LightningModule):
         self.clip_grad_norm = clip_grad_norm
         self.real_bitstreams = real_bitstreams
         self.pad_multiple = pad_multiple
-        self.run_config: dict | None = None  # the resolved Hydra config, stored in every checkpoint
         self._bitstream_codec: LearnedCodec | None = None
 
     # ----------------------------------------------------------------- optimisation
@@ -95,19 +94,9 @@ class CodecModule(pl.LightningModule):
         return {"loss": loss, "bpp": bpp, "distortion": dist, "task_loss": task, "x_hat": x_hat}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        opt, aux_opt = self.optimizers()
         w = self.loss_weights(self.global_step)
         terms = self.losses(batch["image"], batch.get("targets"), w, with_task=w.task > 0)
-
-        opt.zero_grad()
-        self.manual_backward(terms["loss"])
-        if self.clip_grad_norm:
-            self.clip_gradients(opt, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm")
-        opt.step()
-
-        aux_loss = self._aux_step(aux_opt.optimizer)
-        if self.scheduler_interval == "step":
-            self._step_scheduler()
+        aux_loss = self.optimisation_step(terms["loss"])
         n = batch["image"].shape[0]
         self.log_dict(
             {f"train/{k}": terms[k].detach() for k in ("loss", "bpp", "distortion", "task_loss")} | {"train/aux_loss": aux_loss.detach()},
@@ -116,6 +105,19 @@ class CodecModule(pl.LightningModule):
         self.log_dict({"train/w_rate": w.rate, "train/w_distortion": w.distortion, "train/w_task": w.task}, batch_size=n)
         self.log("train/loss_step", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=n)
         return terms["loss"].detach()
+
+    def optimisation_step(self, loss: torch.Tensor) -> torch.Tensor:
+        """Main step on `loss` (clipped), CompressAI's aux step, per-step scheduler; returns the aux loss."""
+        opt, aux_opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        if self.clip_grad_norm:
+            self.clip_gradients(opt, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm")
+        opt.step()
+        aux_loss = self._aux_step(aux_opt.optimizer)
+        if self.scheduler_interval == "step":
+            self._step_scheduler()
+        return aux_loss
 
     def _aux_step(self, aux_optimizer: torch.optim.Optimizer) -> torch.Tensor:
         """One step of CompressAI's auxiliary loss, which fits the entropy bottlenecks' quantiles.
@@ -203,20 +205,3 @@ class CodecModule(pl.LightningModule):
             bits += 8 * len(data)
         bpp = torch.tensor(bits / (x.shape[0] * x.shape[-2] * x.shape[-1]), device=x.device)
         return torch.stack(decoded).to(x.device), bpp
-
-    # ----------------------------------------------------------------- checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The task network is frozen and loaded from its own file: no need to copy it into every checkpoint.
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("task.")}
-        if self.run_config is not None:
-            checkpoint["vcmlab_config"] = self.run_config
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.task is not None:
-            checkpoint["state_dict"].update({f"task.{k}": v for k, v in self.task.state_dict().items()})
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        # Resume and ddp_spawn's hand-back of rank 0's weights both land here: give the CDF buffers the
-        # sizes update() gave them in the saved model first.
-        resize_entropy_buffers(self.codec, state_dict, prefix="codec.")
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -1,6 +1,7 @@
 """Meta-learned image compression, phase 2 (method 10, "Learning to Learn to Compress", arXiv 2007.16054).
 
-The inner loop is latent overfitting: k plain gradient steps on each image's latent, y ← y − α∇_y L,
+The inner loop is latent overfitting: k plain gradient steps on each image's latent, y ← y − α∇_y L
+(L summed over the image's pixels, so that α does not depend on the image size),
 starting from y = g_a(x), with L = w_r·R + w_d·D (+ w_t·L_task) under the noise surrogate. The outer
 loop updates encoder and decoder on L after adaptation, so the codec learns to be good *after* the
 encoder-side optimisation it will get at test time. Second order: the inner gradients are part of the
@@ -24,7 +25,7 @@ class MAMLCodecModule(CodecModule):
         task=None,
         *,
         inner_steps: int = 3,
-        inner_lr: float = 0.5,
+        inner_lr: float = 0.01,
         second_order: bool = True,
         codec_checkpoint: str | None = None,
         **kwargs,
@@ -47,7 +48,7 @@ class MAMLCodecModule(CodecModule):
         """The inner loop; returns the adapted latent and the inner gradients (for inspection)."""
         grads = []
         for step in range(self.inner_steps):
-            loss = self.objective.objective(self.codec, x, y, step) * x.shape[0]  # per-image losses
+            loss = self.objective.per_image_total(self.objective.objective(self.codec, x, y, step), x)
             (grad,) = torch.autograd.grad(loss, y, create_graph=self.second_order)
             if not self.second_order:
                 grad = grad.detach()
@@ -56,21 +57,12 @@ class MAMLCodecModule(CodecModule):
         return y, grads
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        opt, aux_opt = self.optimizers()
         x = pad_to_multiple(batch["image"], self.pad_multiple)
         y0 = self.codec.g_a(x)
         before = self.objective.objective(self.codec, x, y0, 0)
         y, _ = self.adapt(x, y0)
         loss = self.objective.objective(self.codec, x, y, 0)
-
-        opt.zero_grad()
-        self.manual_backward(loss)
-        if self.clip_grad_norm:
-            self.clip_gradients(opt, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm")
-        opt.step()
-        aux_loss = self._aux_step(aux_opt.optimizer)
-        if self.scheduler_interval == "step":
-            self._step_scheduler()
+        aux_loss = self.optimisation_step(loss)
         n = x.shape[0]
         self.log_dict({"train/loss": loss.detach(), "train/loss_before_adaptation": before.detach(),
                        "train/aux_loss": aux_loss.detach()}, batch_size=n, sync_dist=True)
