@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from codec_networks.bitstream import unpack
+from codec_networks.latents import decoder_latent
 from codec_networks.learned_codec import LearnedCodec
 from codec_networks.padding import crop_to, pad_to_multiple
 
@@ -32,20 +33,6 @@ def unflatten(vector: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, 
         out[name] = vector[start : start + b.numel()].view_as(b)
         start += b.numel()
     return out
-
-
-@torch.no_grad()
-def decoder_latent(model, x: torch.Tensor) -> torch.Tensor:
-    """The quantised latent that g_s receives for the (padded) batch x, as at the decoder."""
-    captured = {}
-    handle = model.g_s.register_forward_pre_hook(lambda module, args: captured.setdefault("y_hat", args[0]))
-    was_training = model.training
-    try:
-        model.eval()(x)
-    finally:
-        handle.remove()
-        model.train(was_training)
-    return captured["y_hat"]
 
 
 @torch.enable_grad()

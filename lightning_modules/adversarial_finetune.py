@@ -20,13 +20,13 @@ from compressai.models import CompressionModel
 from torch import nn
 
 from codec_networks import LearnedCodec
-from codec_networks.entropy_state import resize_entropy_buffers
+from codec_networks.latents import decoder_latent
 from codec_networks.padding import crop_to, pad_to_multiple
+from lightning_modules.checkpointing import CodecCheckpointing
 from task_networks import TaskNetwork
 from vcm_metrics import ms_ssim, psnr
 from vcm_metrics.artifacts import checkerboard_score
-from lightning_modules.checkpointing import CodecCheckpointing
-from vcmlab.checkpoints import read_checkpoint
+from vcmlab.checkpoints import load_codec_weights
 
 log = logging.getLogger(__name__)
 GanLoss = Literal["non_saturating", "hinge", "least_squares"]
@@ -50,16 +50,6 @@ def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: GanLoss) ->
     if kind == "least_squares":
         return (real - 1).pow(2).mean() + fake.pow(2).mean()
     raise ValueError(f"gan_loss must be non_saturating, hinge or least_squares, got {kind!r}")
-
-
-def load_codec_weights(codec: CompressionModel, checkpoint: str) -> None:
-    """The codec.* weights of a vcm-train checkpoint into an already built codec of the same config."""
-    state = {k[len("codec."):]: v for k, v in read_checkpoint(checkpoint)["state_dict"].items() if k.startswith("codec.")}
-    resize_entropy_buffers(codec, state)
-    try:
-        codec.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"codec_checkpoint {checkpoint} does not fit the configured model: {str(err).splitlines()[1:3]}") from None
 
 
 class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
@@ -109,20 +99,9 @@ class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
         decoder = [p for p in self.codec.parameters() if p.requires_grad]
         return [self.make_optimizer(decoder), self.make_disc_optimizer(self.discriminator.parameters())]
 
-    @torch.no_grad()
-    def decoder_input(self, x: torch.Tensor) -> torch.Tensor:
-        """The quantised latent g_s receives at the decoder, from the frozen encoder and entropy models."""
-        captured = {}
-        handle = self.codec.g_s.register_forward_pre_hook(lambda module, args: captured.setdefault("y_hat", args[0]))
-        try:
-            self.codec(x)
-        finally:
-            handle.remove()
-        return captured["y_hat"]
-
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         padded = pad_to_multiple(x, self.pad_multiple)
-        return crop_to(self.codec.g_s(self.decoder_input(padded)), *x.shape[-2:])
+        return crop_to(self.codec.g_s(decoder_latent(self.codec, padded)), *x.shape[-2:])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt_g, opt_d = self.optimizers()

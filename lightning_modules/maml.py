@@ -14,8 +14,8 @@ import torch
 
 from codec_networks.latent_overfitting import LatentOverfitter
 from codec_networks.padding import pad_to_multiple
-from lightning_modules.adversarial_finetune import load_codec_weights
 from lightning_modules.codec_module import CodecModule
+from vcmlab.checkpoints import load_codec_weights
 
 
 class MAMLCodecModule(CodecModule):

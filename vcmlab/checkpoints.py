@@ -35,3 +35,13 @@ def load_codec(path: str | Path) -> CompressionModel:
     except RuntimeError as err:
         raise ValueError(f"checkpoint {path} does not match its model config: {str(err).splitlines()[0]}") from None
     return codec
+
+
+def load_codec_weights(codec: CompressionModel, checkpoint: str | Path) -> None:
+    """The codec.* weights of a vcm-train checkpoint into an already built codec of the same config
+    (phase-2 procedures: MAML, adversarial finetuning)."""
+    state = {k[len("codec."):]: v for k, v in read_checkpoint(checkpoint)["state_dict"].items() if k.startswith("codec.")}
+    try:
+        codec.load_state_dict(state)  # CompressionModel resizes its CDF buffers first
+    except RuntimeError as err:
+        raise ValueError(f"codec_checkpoint {checkpoint} does not fit the configured model: {str(err).splitlines()[1:3]}") from None
