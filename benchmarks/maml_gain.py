@@ -39,7 +39,7 @@ def objectives(ckpt: Path, images: list[torch.Tensor], steps: int, lr: float) ->
     decoder = LearnedCodec(load_codec(ckpt))
     plain = LearnedCodec(load_codec(ckpt))
     adapted = LearnedCodec(load_codec(ckpt), latent_refiner=LatentOverfitter(
-        steps=steps, lr=lr, distortion_weight=LAMBDA, surrogate="noise", optimizer="sgd"))
+        steps=steps, lr=lr, distortion_weight=LAMBDA, surrogate="noise", optimizer="normalized_gd"))
 
     def objective(codec: LearnedCodec, image: torch.Tensor) -> float:
         data = codec.encode(image)
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--phase1-steps", type=int, default=200)
     parser.add_argument("--extra-steps", type=int, default=100)
     parser.add_argument("--inner-steps", type=int, default=3)
-    parser.add_argument("--inner-lr", type=float, default=0.01)
+    parser.add_argument("--inner-lr", type=float, default=0.03)
     parser.add_argument("--first-order", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("bench-results/maml_gain.json"))
     args = parser.parse_args()

@@ -1,8 +1,8 @@
 """Meta-learned image compression, phase 2 (method 10, "Learning to Learn to Compress", arXiv 2007.16054).
 
-The inner loop is latent overfitting: k plain gradient steps on each image's latent, y ← y − α∇_y L
-(L summed over the image's pixels, so that α does not depend on the image size),
-starting from y = g_a(x), with L = w_r·R + w_d·D (+ w_t·L_task) under the noise surrogate. The outer
+The inner loop is latent overfitting: k gradient steps on each image's latent, y ← y − α·g/rms(g) with
+g = ∇_y L (RMS-normalised per image: plain steps diverge on a trained codec), starting from y = g_a(x),
+with L = w_r·R + w_d·D (+ w_t·L_task) under the noise surrogate. The outer
 loop updates encoder and decoder on L after adaptation, so the codec learns to be good *after* the
 encoder-side optimisation it will get at test time. Second order: the inner gradients are part of the
 graph (create_graph) and the outer gradient flows through them; first order: they are constants.
@@ -25,7 +25,7 @@ class MAMLCodecModule(CodecModule):
         task=None,
         *,
         inner_steps: int = 3,
-        inner_lr: float = 0.01,
+        inner_lr: float = 0.03,
         second_order: bool = True,
         codec_checkpoint: str | None = None,
         **kwargs,
@@ -38,22 +38,22 @@ class MAMLCodecModule(CodecModule):
         self.inner_steps, self.inner_lr, self.second_order = inner_steps, inner_lr, second_order
         base = self.loss_weights.base
         # the objective of inner and outer loop, and of test-time adaptation (codec=checkpoints_lof with
-        # codec.latent_refiner.optimizer=sgd, lr=inner_lr, steps=inner_steps, surrogate=noise)
+        # codec.latent_refiner.optimizer=normalized_gd, lr=inner_lr, steps=inner_steps, surrogate=noise)
         self.objective = LatentOverfitter(
             steps=inner_steps, lr=inner_lr, rate_weight=base.rate, distortion_weight=base.distortion,
-            task_weight=base.task, task=task, surrogate="noise", optimizer="sgd",
+            task_weight=base.task, task=task, surrogate="noise", optimizer="normalized_gd",
         )
 
     def adapt(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The inner loop; returns the adapted latent and the inner gradients (for inspection)."""
         grads = []
         for step in range(self.inner_steps):
-            loss = self.objective.per_image_total(self.objective.objective(self.codec, x, y, step), x)
+            loss = self.objective.objective(self.codec, x, y, step)
             (grad,) = torch.autograd.grad(loss, y, create_graph=self.second_order)
             if not self.second_order:
                 grad = grad.detach()
             grads.append(grad)
-            y = y - self.inner_lr * grad
+            y = self.objective.normalized_step(y, grad, self.inner_lr)
         return y, grads
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
