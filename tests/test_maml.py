@@ -3,6 +3,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from codec_networks.latent_overfitting import LatentOverfitter
 from codec_networks.padding import pad_to_multiple
 from vcmlab.train import train
 
@@ -56,3 +57,19 @@ def test_inner_loop_lowers_the_loss_and_training_runs(make_cfg):
     metrics = train(make_cfg("experiment=maml_l2c", "debug=fdr", "logger=none"))
     assert metrics["train/loss"] < metrics["train/loss_before_adaptation"]
     assert metrics["val/bpp"] > 0
+
+
+def test_normalized_inner_step_moves_each_latent_by_about_lr():
+    y = torch.zeros(2, 4, 3, 3)
+    grad = torch.randn(2, 4, 3, 3)
+    grad[1] *= 1e4  # one image with huge gradients, as on a trained codec
+    step = y - LatentOverfitter.normalized_step(y, grad, 0.03)
+    rms = step.pow(2).mean(dim=(1, 2, 3)).sqrt()
+    assert torch.allclose(rms, torch.full((2,), 0.03), rtol=1e-4)
+
+
+def test_phase_two_from_a_checkpoint_stays_finite(trained_run, make_cfg):
+    cfg = make_cfg("experiment=maml_l2c", f"module.codec_checkpoint={trained_run / 'checkpoints' / 'last.ckpt'}", "logger=none",
+                   "trainer.max_steps=4", "trainer.val_check_interval=4", "module.optimizer.lr=1e-3")
+    metrics = train(cfg)
+    assert torch.isfinite(torch.tensor([metrics["train/loss"], metrics["val/bpp"], metrics["val/psnr"]])).all()
