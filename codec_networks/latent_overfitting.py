@@ -109,13 +109,13 @@ class LatentOverfitter:
     @torch.enable_grad()
     def __call__(self, model: CompressionModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         y = y.detach().clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([y], lr=self.lr)
+        adam = torch.optim.Adam([y], lr=self.lr) if self.optimizer == "adam" else None
         for step in range(self.steps):
             # gradient for y only: the frozen networks accumulate nothing
             (grad,) = torch.autograd.grad(self.objective(model, x, y, step), [y])
-            if self.optimizer == "adam":
+            if adam is not None:
                 y.grad = grad
-                optimizer.step()
+                adam.step()
             else:
                 y = self.normalized_step(y.detach(), grad, self.lr).requires_grad_(True)
         return y.detach()
