@@ -83,6 +83,14 @@ class LearnedCodec:
         finally:
             self.model.g_a = g_a
 
+    def round_trip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode every image of a batch (N, 3, H, W) to bytes and decode it back: (decoded batch, bpp of
+        the batch from the bytes written)."""
+        streams = [self.encode(image) for image in x]
+        decoded = torch.stack([self.decode(s) for s in streams]).to(x.device)
+        bpp = torch.tensor(8 * sum(map(len, streams)) / (x.shape[0] * x.shape[-2] * x.shape[-1]), device=x.device)
+        return decoded, bpp
+
     @torch.no_grad()
     def estimated_bits(self, image: torch.Tensor) -> float:
         """-log2 of the entropy model's likelihoods for this image: what training optimises, and the

@@ -30,6 +30,12 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
+def pad_to_even(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) edge-replicated to even height and width, as 4:2:0 chroma subsampling needs."""
+    height, width = rgb.shape[:2]
+    return np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
 def from_uint8(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0  # a copy: decoders hand out read-only arrays
 

@@ -10,9 +10,8 @@ import io
 import os
 
 import av
-import numpy as np
 
-from conventional_codecs.base import CodecError, from_uint8, split_size, to_uint8, with_size
+from conventional_codecs.base import CodecError, from_uint8, pad_to_even, split_size, to_uint8, with_size
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration banner at info level
 
@@ -40,7 +39,7 @@ class PyAVIntraCodec:
     def encode(self, image) -> bytes:
         rgb = to_uint8(image)
         height, width = rgb.shape[:2]
-        rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        rgb = pad_to_even(rgb)
         buffer = io.BytesIO()
         with av.open(buffer, "w", format=self.stream_format) as out:
             stream = out.add_stream(self.encoder, rate=1)

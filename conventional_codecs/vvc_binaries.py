@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from conventional_codecs.base import CodecError, from_uint8, split_size, to_uint8, with_size
+from conventional_codecs.base import CodecError, from_uint8, pad_to_even, split_size, to_uint8, with_size
 
 DEFAULT_BINARIES = {"vtm": "EncoderAppStatic", "vvenc": "vvencapp"}
 
@@ -76,7 +76,7 @@ class VVCBinaryCodec:
     def encode(self, image) -> bytes:
         rgb = to_uint8(image)
         height, width = rgb.shape[:2]
-        rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        rgb = pad_to_even(rgb)
         yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
         with tempfile.TemporaryDirectory() as tmp:
             yuv_path, bitstream = Path(tmp) / "in.yuv", Path(tmp) / "out.266"

@@ -136,9 +136,7 @@ class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         x, n = batch["image"], batch["image"].shape[0]
         if self._bitstream_codec is not None:
-            streams = [self._bitstream_codec.encode(image) for image in x]
-            decoded = torch.stack([self._bitstream_codec.decode(s) for s in streams]).to(x.device)
-            bpp = torch.tensor(8 * sum(map(len, streams)) / (n * x.shape[-2] * x.shape[-1]), device=x.device)
+            decoded, bpp = self._bitstream_codec.round_trip(x)
         else:
             decoded, bpp = self.decode(x).clamp(0, 1), x.new_zeros(())
         task = self.task.task_loss(decoded, x, batch.get("targets")) if self.task is not None else x.new_zeros(())

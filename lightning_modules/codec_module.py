@@ -90,8 +90,7 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
         task = x.new_zeros(())
         if with_task and self.task is not None:
             task = self.task.task_loss(x_hat.clamp(0, 1), x, targets)
-        loss = w.rate * bpp + w.distortion * dist + w.task * task
-        return {"loss": loss, "bpp": bpp, "distortion": dist, "task_loss": task, "x_hat": x_hat}
+        return {"loss": w.combine(bpp, dist, task), "bpp": bpp, "distortion": dist, "task_loss": task, "x_hat": x_hat}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         w = self.loss_weights(self.global_step)
@@ -173,13 +172,13 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
         the real bitstream (bpp from its bytes, and every other metric); without real_bitstreams the
         forward pass stands in for the decoded image."""
         x, targets, n = batch["image"], batch.get("targets"), batch["image"].shape[0]
-        forward = self.losses(x, targets, self.loss_weights(self.global_step), with_task=False)
+        current, final = self.loss_weights(self.global_step), self.loss_weights.final
+        forward = self.losses(x, targets, current, with_task=False)
         decoded, bpp = forward["x_hat"].clamp(0, 1), forward["bpp"]
         if self._bitstream_codec is not None:
-            decoded, bpp = self._code_for_real(x)
+            decoded, bpp = self._bitstream_codec.round_trip(x)
         dist = distortion_loss(decoded, x, self.distortion)
         task = self.task.task_loss(decoded, x, targets) if self.task is not None else x.new_zeros(())
-        current, final = self.loss_weights(self.global_step), self.loss_weights.final
         metrics = {
             "bpp_est": forward["bpp"],
             "psnr_forward": psnr(forward["x_hat"].clamp(0, 1), x).mean(),
@@ -188,20 +187,10 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
             "ms_ssim": ms_ssim(decoded, x).mean(),
             "distortion": dist,
             "task_loss": task,
-            "loss": current.rate * bpp + current.distortion * dist + current.task * task,
+            "loss": current.combine(bpp, dist, task),
             # under the schedule's final weights: comparable across validations, so the best checkpoint
             # is best for the objective the run aims at, not for the weights of the moment
-            "rd_loss": final.rate * bpp + final.distortion * dist + final.task * task,
+            "rd_loss": final.combine(bpp, dist, task),
         }
         self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, batch_size=n, sync_dist=True)
         return {"x": x, "x_hat": decoded, "bpp": bpp}
-
-    def _code_for_real(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encode every image to bytes and decode them back; bpp counts the container's bytes."""
-        decoded, bits = [], 0
-        for image in x:
-            data = self._bitstream_codec.encode(image)
-            decoded.append(self._bitstream_codec.decode(data))
-            bits += 8 * len(data)
-        bpp = torch.tensor(bits / (x.shape[0] * x.shape[-2] * x.shape[-1]), device=x.device)
-        return torch.stack(decoded).to(x.device), bpp

@@ -25,6 +25,10 @@ class LossWeights:
     distortion: float
     task: float
 
+    def combine(self, rate, distortion, task):
+        """w_r·rate + w_d·distortion + w_t·task."""
+        return self.rate * rate + self.distortion * distortion + self.task * task
+
 
 class LossWeightSchedule:
     def __init__(
