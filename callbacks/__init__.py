@@ -1,6 +1,7 @@
-"""Lightning callbacks: rate-point checkpoints, reconstruction panels, per-epoch metric tables."""
+"""Lightning callbacks: rate-point checkpoints, reconstruction panels, per-epoch metric tables, temperature annealing."""
 from callbacks.metrics_table import MetricsTable
 from callbacks.rate_points import RatePointCheckpoint
 from callbacks.reconstructions import ReconstructionPanel
+from callbacks.temperature import TemperatureAnnealing
 
-__all__ = ["MetricsTable", "RatePointCheckpoint", "ReconstructionPanel"]
+__all__ = ["MetricsTable", "RatePointCheckpoint", "ReconstructionPanel", "TemperatureAnnealing"]

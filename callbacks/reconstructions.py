@@ -32,7 +32,8 @@ class ReconstructionPanel(pl.Callback):
             error = ((x_hat - x).abs() * self.error_gain).clamp(0, 1)
             self._panels.append(torch.cat([x, x_hat, error], dim=-1).detach().float().cpu())
             name = batch["name"][i] if "name" in batch else f"{batch_idx}_{i}"
-            self._captions.append(f"{name}: original | decoded ({float(outputs['bpp']):.3f} bpp) | error×{self.error_gain:g}")
+            rate = f" ({float(outputs['bpp']):.3f} bpp)" if "bpp" in outputs else ""
+            self._captions.append(f"{name}: original | decoded{rate} | error×{self.error_gain:g}")
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer, pl_module) -> None:

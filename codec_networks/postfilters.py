@@ -30,3 +30,28 @@ class QPConditionedFilter(nn.Module):
         for block in self.body:
             features = features + block(features)
         return decoded + self.tail(features)
+
+
+class FilterBank(nn.Module):
+    """M independently initialised QP-conditioned filters and the prior of the per-block choices.
+
+    Choice 0 is "no filter", choice j ≥ 1 is filter j-1. `usage` counts how often each choice won on
+    validation blocks (Laplace-smoothed); encoder and decoder both code the per-block indices against it.
+    """
+
+    def __init__(self, filters: int = 4, channels: int = 32, blocks: int = 4, qp_max: float = 63.0):
+        super().__init__()
+        if filters < 1:
+            raise ValueError(f"a filter bank needs at least one filter, got {filters}")
+        self.filters = nn.ModuleList(QPConditionedFilter(channels, blocks, qp_max) for _ in range(filters))
+        self.register_buffer("usage", torch.ones(filters + 1))
+
+    def __len__(self) -> int:
+        return len(self.filters)
+
+    def forward(self, decoded: torch.Tensor, qp: torch.Tensor | float) -> torch.Tensor:
+        """(B, M, 3, H, W): every filter's output."""
+        return torch.stack([f(decoded, qp) for f in self.filters], dim=1)
+
+    def choice_pmf(self) -> torch.Tensor:
+        return self.usage / self.usage.sum()

@@ -1,5 +1,5 @@
-"""Checkpoint handling shared by every module that holds a CompressAI codec (self.codec) and maybe a
-frozen task network (self.task)."""
+"""Checkpoint handling shared by the modules: the run's config goes into every checkpoint (vcm-eval
+rebuilds networks from it) and the frozen task network (self.task) stays out of it."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +7,8 @@ from typing import Any
 from codec_networks.entropy_state import resize_entropy_buffers
 
 
-class CodecCheckpointing:
-    run_config: dict | None = None  # the resolved Hydra config, stored in every checkpoint (vcm-eval rebuilds from it)
+class RunConfigCheckpointing:
+    run_config: dict | None = None  # the resolved Hydra config, set by vcm-train
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The task network is frozen and loaded from its own file: no need to copy it into every checkpoint.
@@ -19,6 +19,10 @@ class CodecCheckpointing:
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.task is not None:
             checkpoint["state_dict"].update({f"task.{k}": v for k, v in self.task.state_dict().items()})
+
+
+class CodecCheckpointing(RunConfigCheckpointing):
+    """For modules that hold a CompressAI codec (self.codec)."""
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # Resume and ddp_spawn's hand-back of rank 0's weights both land here: give the CDF buffers the

@@ -50,3 +50,22 @@ def run_cli(*args: str, cwd: Path, timeout: int = 600):
     script = Path(sys.executable).parent / args[0]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([str(script), *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+# A tiny post-filter setup: HEVC ultrafast at two QPs, 64-pixel blocks, two small filters.
+FILTERS_FAST = [
+    "experiment=competitive_filters", "data.block_size=64", "data.qps=[37,42]", "data.codec.preset=ultrafast",
+    "data.train_repeats=4", "module.filters.filters=2", "module.filters.channels=8", "module.filters.blocks=1",
+]
+
+
+@pytest.fixture(scope="session")
+def filters_run(tmp_path_factory) -> Path:
+    """A short real competitive post-filter training run (60 steps) shared by the post-filter tests."""
+    from vcmlab.train import train
+
+    out = tmp_path_factory.mktemp("filters_run")
+    cfg = compose_config([*FILTERS_FAST, f"data.cache_dir={out / 'cache'}", "logger=csv", "trainer.max_steps=60", "trainer.val_check_interval=30"], out)
+    train(cfg)
+    GlobalHydra.instance().clear()
+    return out

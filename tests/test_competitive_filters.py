@@ -47,3 +47,79 @@ def test_untrained_filter_is_the_identity_and_depends_on_qp_once_trained():
     assert torch.equal(net(x, torch.tensor([22.0, 37.0])), x)
     torch.nn.init.normal_(net.tail.weight, std=0.1)
     assert not torch.allclose(net(x, 22.0), net(x, 47.0))
+
+
+# -- the LightningModule, the annealing callback and a real training run -------------------------
+from callbacks import TemperatureAnnealing  # noqa: E402
+from codec_networks.postfilters import FilterBank  # noqa: E402
+from lightning_modules import CompetitiveFiltersModule  # noqa: E402
+from tests.conftest import FILTERS_FAST  # noqa: E402
+from vcmlab.checkpoints import load_filter_bank, read_checkpoint  # noqa: E402
+
+
+def _batch(n=4, size=16):
+    original = torch.rand(n, 3, size, size)
+    return {"original": original, "decoded": (original + 0.05 * torch.randn_like(original)).clamp(0, 1), "qp": torch.full((n,), 37.0)}
+
+
+def test_module_with_one_filter_has_the_plain_training_loss():
+    torch.manual_seed(0)
+    bank = FilterBank(filters=1, channels=8, blocks=1)
+    torch.nn.init.normal_(bank.filters[0].tail.weight, std=0.01)
+    batch = _batch()
+    plain = (bank.filters[0](batch["decoded"], batch["qp"]) - batch["original"]).pow(2).mean() * 255**2
+    for strategy in ("competitive", "winner_takes_all"):
+        module = CompetitiveFiltersModule(bank, strategy=strategy, temperature=0.3)
+        module.log = lambda *a, **k: None
+        assert abs(float(module.training_step(batch, 0)) - float(plain)) < 1e-6 * float(plain)
+
+
+def test_independent_baseline_trains_each_block_on_its_fixed_texture_class():
+    torch.manual_seed(0)
+    module = CompetitiveFiltersModule(FilterBank(filters=3, channels=8, blocks=1), strategy="independent")
+    smooth, busy = torch.full((2, 3, 16, 16), 0.5), torch.rand(2, 3, 16, 16)
+    module.cluster_edges.copy_(torch.tensor([0.01, 0.2]))
+    assert module.clusters(torch.cat([smooth, busy])).tolist() == [0, 0, 2, 2]
+
+
+def test_bad_module_settings_are_refused():
+    bank = FilterBank(filters=2, channels=8, blocks=1)
+    with pytest.raises(ValueError, match="strategy"):
+        CompetitiveFiltersModule(bank, strategy="kmeans")
+    with pytest.raises(ValueError, match="task network"):
+        CompetitiveFiltersModule(bank, distortion="mix")
+    with pytest.raises(ValueError, match="at least one"):
+        FilterBank(filters=0)
+
+
+@pytest.mark.parametrize("schedule,middle", [("exponential", 1.0), ("linear", 5.05), ("step", 2.5)])
+def test_temperature_schedules_run_from_start_to_end(schedule, middle):
+    annealing = TemperatureAnnealing(start=10.0, end=0.1, schedule=schedule, every=25, factor=0.5)
+    assert annealing.temperature(0, 100) == 10.0
+    assert annealing.temperature(50, 100) == pytest.approx(middle)
+    assert annealing.temperature(100, 100) == pytest.approx(0.1 if schedule != "step" else 0.625)
+    assert annealing.temperature(10_000, 100) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="start >= end"):
+        TemperatureAnnealing(start=0.1, end=1.0)
+
+
+def test_short_training_lowers_the_mse_of_held_out_hevc_blocks(filters_run, make_cfg):
+    from hydra.utils import instantiate
+
+    metrics = (filters_run / "metrics_table.csv").read_text().splitlines()
+    assert len(metrics) == 3  # header + two validations
+    ckpt = filters_run / "checkpoints" / "last.ckpt"
+    assert read_checkpoint(ckpt)["global_step"] == 60
+    bank = load_filter_bank(ckpt).eval()
+    assert bank.usage.sum() > len(bank) + 1  # validation wrote the usage prior
+
+    # measured here, on the held-out photos' blocks, not read from the logs
+    cfg = make_cfg(*FILTERS_FAST, f"data.cache_dir={filters_run / 'cache'}", fast=False)
+    dm = instantiate(cfg.data)
+    dm.setup("validate")
+    batch = next(iter(torch.utils.data.DataLoader(dm.datasets["val"], batch_size=len(dm.datasets["val"]))))
+    with torch.no_grad():
+        outputs = bank(batch["decoded"], batch["qp"]).clamp(0, 1)
+    none = (batch["decoded"] - batch["original"]).pow(2).mean()
+    per_filter = (outputs - batch["original"][:, None]).pow(2).mean((0, 2, 3, 4))
+    assert per_filter.min() < none

@@ -30,9 +30,9 @@ def test_all_groups_the_foundation_needs_exist():
 def test_experiment_composes_and_instantiates(experiment, tmp_path):
     cfg = compose_config([f"experiment={experiment}", "trainer=cpu"], tmp_path)
     datamodule = instantiate(cfg.data)
-    codec = instantiate(cfg.model)
     task = instantiate(cfg.task) if cfg.get("task") else None
-    module = instantiate(cfg.module, codec=codec, task=task)
+    networks = {"codec": instantiate(cfg.model)} if cfg.get("model") else {}  # as vcm-train does
+    module = instantiate(cfg.module, task=task, **networks)
     assert isinstance(module, pl.LightningModule) and datamodule is not None
     trainer = instantiate(cfg.trainer, callbacks=instantiate_group(cfg.callbacks), logger=False)
     assert trainer.max_steps == cfg.trainer.max_steps

@@ -45,3 +45,19 @@ def load_codec_weights(codec: CompressionModel, checkpoint: str | Path) -> None:
         codec.load_state_dict(state)  # CompressionModel resizes its CDF buffers first
     except RuntimeError as err:
         raise ValueError(f"codec_checkpoint {checkpoint} does not fit the configured model: {str(err).splitlines()[1:3]}") from None
+
+
+def load_filter_bank(path: str | Path):
+    """The post-filter bank of a vcm-train post-filter checkpoint (experiment competitive_filters or
+    bias_finetune), usage prior included."""
+    checkpoint = read_checkpoint(path)
+    config = (checkpoint.get("vcmlab_config") or {}).get("module") or {}
+    if "filters" not in config:
+        raise ValueError(f"{path} is not a post-filter checkpoint (its config has no module.filters); train one with experiment=competitive_filters")
+    bank = instantiate(OmegaConf.create(config["filters"]))
+    state = {k[len("filters."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("filters.")}
+    try:
+        bank.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {path} does not match its filter config: {str(err).splitlines()[0]}") from None
+    return bank

@@ -25,12 +25,13 @@ from tqdm import tqdm
 from codec_networks import LearnedCodec
 from codec_networks.bias_sets import BiasSetCodec
 from codec_networks.bitstream import unpack
+from codec_networks.postfilter_codecs import AdaptedFilterCodec, BlockFilterCodec
 from conventional_codecs import ImageCodec, ScaledCodec
 from task_networks import TaskNetwork
 from vcm_metrics import evaluate_coco, evaluate_openimages, ms_ssim, psnr
 from vcm_metrics.artifacts import checkerboard_score
 from vcmlab import CONF_DIR
-from vcmlab.checkpoints import load_codec
+from vcmlab.checkpoints import load_codec, load_filter_bank
 from vcmlab.instantiate import instantiate_group
 from vcmlab.rd_plot import plot_rd_curves, read_summaries
 
@@ -63,13 +64,29 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
 
         return [RatePoint(f"rate_point_{i}", make_codec(i, True), make_codec(i, False), str(p)) for i, p in enumerate(paths)]
     if codec_cfg.kind == "conventional":
+        postfilter = codec_cfg.get("postfilter")
+        bank = load_filter_bank(postfilter.ckpt_path) if postfilter else None
         points = []
         for scale in codec_cfg.scales:
             for value in codec_cfg.ladder:
                 codec = ScaledCodec(instantiate(codec_cfg.codec, **{codec_cfg.ladder_key: value}), scale)
+                if bank is not None:
+                    codec = with_postfilter(codec, bank, postfilter, value, device)
                 points.append(RatePoint(codec.name, codec, codec, codec.name, float(scale)))
         return points
     raise ValueError(f"codec.kind must be 'learned' or 'conventional', got {codec_cfg.kind!r}")
+
+
+def with_postfilter(codec: ImageCodec, bank, cfg: DictConfig, qp: float, device: str) -> ImageCodec:
+    """Method 1 (adapt: null): per-block choice among the bank's filters; method 9 (adapt set): one
+    filter of the bank finetuned on each image, its parameter update in the stream."""
+    if cfg.get("adapt") is None:
+        task = instantiate(cfg.task) if cfg.get("task") else None
+        return BlockFilterCodec(codec, bank, qp, cfg.block_size, cfg.objective, task, device)
+    adapt = cfg.adapt
+    if not 0 <= adapt.filter_index < len(bank):
+        raise ValueError(f"codec.postfilter.adapt.filter_index={adapt.filter_index}, but the bank has {len(bank)} filters")
+    return AdaptedFilterCodec(codec, bank.filters[adapt.filter_index], qp, adapt.params, adapt.steps, adapt.lr, adapt.step, device)
 
 
 def _numpy(prediction: dict) -> dict:
@@ -116,6 +133,7 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
             rows[-1]["bpp_est"] = point.sender.estimated_bits(x) / (h * w)
         if isinstance(point.sender, BiasSetCodec):
             rows[-1]["bias_set"] = unpack(data).side_info[0]
+        rows[-1] |= getattr(point.sender, "last_encode_info", {})  # side-information sizes, filter choices
         if task is not None:
             predictions[name] = _numpy(task.predict(x_hat[None])[0])
             if "targets" in item:
@@ -128,6 +146,12 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         writer.writerows(rows)
     summary = {"name": point.name, "source": point.source, "scale": point.scale, "images": len(rows)}
     summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "ms_ssim", "checkerboard", "encode_s", "decode_s", "bpp_est") if k in rows[0]}
+    if "side_info_bytes" in rows[0]:
+        summary["side_info_bpp"] = float(np.mean([8 * r["side_info_bytes"] / (r["height"] * r["width"]) for r in rows]))
+    choices = sorted(k for k in rows[0] if k.startswith("choice_"))
+    if choices:  # how often each option won over all blocks: no filter, filter 0, filter 1, ...
+        counts = np.array([sum(r[k] for r in rows) for k in choices], dtype=float)
+        summary["filter_usage"] = (counts / counts.sum()).tolist()
     if "bpp_est" in summary:  # what the real bitstream costs beyond the entropy model's estimate
         summary["bit_overhead_percent"] = 100 * (summary["bpp"] / summary["bpp_est"] - 1)
     if task is not None:
@@ -160,10 +184,22 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     for logger in instantiate_group(cfg.get("logger")):
         if isinstance(logger, WandbLogger):
             columns = list(dict.fromkeys(k for s in summaries for k in s))
-            logger.log_table(key="eval/rate_points", columns=columns, data=[[s.get(c) for c in columns] for s in summaries])
+            cell = lambda v: json.dumps(v) if isinstance(v, list) else v  # noqa: E731 (W&B cells are scalars)
+            logger.log_table(key="eval/rate_points", columns=columns, data=[[cell(s.get(c)) for c in columns] for s in summaries])
+            _log_filter_usage(logger, summaries)
             logger.log_image(key="eval/rd_plot", images=[str(plot)])
             logger.experiment.finish()
     return summaries
+
+
+def _log_filter_usage(logger: WandbLogger, summaries: list[dict]) -> None:
+    """One W&B histogram per rate point: bin 0 = no filter, bin j = filter j-1."""
+    import wandb
+
+    for s in summaries:
+        if "filter_usage" in s:
+            edges = [j - 0.5 for j in range(len(s["filter_usage"]) + 1)]
+            logger.experiment.log({f"eval/filter_usage/{s['name']}": wandb.Histogram(np_histogram=(s["filter_usage"], edges))})
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")

@@ -30,9 +30,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist (resume needs a checkpoint file)")
 
     datamodule = instantiate(cfg.data)
-    codec = instantiate(cfg.model)
     task = instantiate(cfg.task) if cfg.get("task") else None
-    module = instantiate(cfg.module, codec=codec, task=task)
+    # model: the learned codec; experiments without one (post-filters) set it to null
+    networks = {"codec": instantiate(cfg.model)} if cfg.get("model") else {}
+    module = instantiate(cfg.module, task=task, **networks)
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
 
     loggers = instantiate_group(cfg.get("logger"))

@@ -1,0 +1,99 @@
+"""Entropy-coded side information for post-filters (methods 1 and 9), with CompressAI's rANS coder.
+
+Symbols are coded against a probability table both sides know (a filter bank's usage prior, or a
+discretised Laplacian whose scale index travels in the stream). Values outside the table's support are
+escaped by the coder's bypass mode, so any integer round-trips. Side information rides in front of the
+conventional codec's stream behind a varint length, and its bytes count in the rate.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from compressai._CXX import pmf_to_quantized_cdf
+from compressai.ans import RansDecoder, RansEncoder
+
+from conventional_codecs.base import CodecError
+
+PRECISION = 16  # CompressAI's entropy_coder_precision
+TAIL_MASS = 1e-6  # probability left for the escape symbol (out-of-range values)
+
+
+def quantized_cdf(pmf: list[float] | torch.Tensor) -> list[int]:
+    """The rANS table for symbols 0..len(pmf)-1, with an escape symbol after them."""
+    pmf = torch.as_tensor(pmf, dtype=torch.float64).clamp_min(1e-9)
+    pmf = pmf / pmf.sum() * (1 - TAIL_MASS)
+    return pmf_to_quantized_cdf([*pmf.tolist(), TAIL_MASS], PRECISION)
+
+
+def encode_symbols(symbols: list[int], pmf: list[float] | torch.Tensor, offset: int = 0) -> bytes:
+    """rANS-code integers; `offset` is the value of the table's first symbol."""
+    cdf = quantized_cdf(pmf)
+    n = len(symbols)
+    return RansEncoder().encode_with_indexes([int(s) for s in symbols], [0] * n, [cdf], [len(cdf)], [offset])
+
+
+def decode_symbols(data: bytes, count: int, pmf: list[float] | torch.Tensor, offset: int = 0) -> list[int]:
+    cdf = quantized_cdf(pmf)
+    return RansDecoder().decode_with_indexes(data, [0] * count, [cdf], [len(cdf)], [offset])
+
+
+# Integer parameter deltas (method 9) are coded with a discretised Laplacian; the encoder picks the
+# scale from this grid that gives the shortest stream and signals its index in one byte.
+LAPLACE_SCALES = tuple(0.0625 * 2 ** (i / 2) for i in range(28))  # 0.0625 .. ~724
+
+
+def laplace_pmf(scale: float, support: int) -> torch.Tensor:
+    """P(k) for k in -support..support of a Laplacian of the given scale, integrated over [k-½, k+½]."""
+    edges = torch.arange(-support - 0.5, support + 1.0, 1.0, dtype=torch.float64)
+    cdf = torch.where(edges < 0, 0.5 * torch.exp(edges / scale), 1 - 0.5 * torch.exp(-edges / scale))
+    return cdf[1:] - cdf[:-1]
+
+
+def encode_integers(values: torch.Tensor) -> bytes:
+    """Integer tensor (any shape) to bytes: scale index u8 | rANS stream. Shape is the caller's business."""
+    values = values.flatten().long().tolist()
+    best = None
+    for index, scale in enumerate(LAPLACE_SCALES):
+        support = _support(scale)
+        data = bytes([index]) + encode_symbols(values, laplace_pmf(scale, support), offset=-support)
+        if best is None or len(data) < len(best):
+            best = data
+    return best
+
+
+def decode_integers(data: bytes, count: int) -> torch.Tensor:
+    if not data or data[0] >= len(LAPLACE_SCALES):
+        raise CodecError("corrupt parameter update: bad Laplace scale index")
+    support = _support(LAPLACE_SCALES[data[0]])
+    return torch.tensor(decode_symbols(data[1:], count, laplace_pmf(LAPLACE_SCALES[data[0]], support), offset=-support))
+
+
+def _support(scale: float) -> int:
+    return max(2, min(1024, math.ceil(12 * scale)))  # beyond ±12 scales the escape path is cheaper to keep
+
+
+def frame(side_info: bytes, payload: bytes) -> bytes:
+    """varint(len(side_info)) | side_info | payload."""
+    n, prefix = len(side_info), bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        prefix.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(prefix) + side_info + payload
+
+
+def unframe(data: bytes, codec: str) -> tuple[bytes, bytes]:
+    """(side_info, payload); a clear error for truncated input."""
+    n, shift, pos = 0, 0, 0
+    while True:
+        if pos >= len(data) or shift > 28:
+            raise CodecError(f"{codec}: truncated or corrupt side-information header")
+        byte = data[pos]
+        n |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            break
+    if pos + n > len(data):
+        raise CodecError(f"{codec}: truncated stream: side information announces {n} bytes, {len(data) - pos} left")
+    return bytes(data[pos : pos + n]), bytes(data[pos + n :])
