@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed-stamp
 EXTRAS  ?= test,optuna,slurm
 ARGS    ?=
 
-.PHONY: install train test test-slow bench clean
+.PHONY: install train test test-slow bench bench-postfilters clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: install
 	$(PY) -m benchmarks.codec_speed --out bench-results/codec_speed.json
 	$(PY) -m benchmarks.openimages_map_speed --out bench-results/openimages_map_speed.json
 	$(PY) -m benchmarks.maml_gain --out bench-results/maml_gain.json
+
+## methods 1 and 9: BD-rate / PSNR-gain / update-size tables against HEVC -> bench-results/postfilter_tables.*
+bench-postfilters: install
+	$(PY) -m benchmarks.postfilter_tables --out bench-results/postfilter_tables.json
 
 clean:
 	rm -rf $(VENV) logs outputs multirun bench-results .pytest_cache

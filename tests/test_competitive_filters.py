@@ -123,3 +123,17 @@ def test_short_training_lowers_the_mse_of_held_out_hevc_blocks(filters_run, make
     none = (batch["decoded"] - batch["original"]).pow(2).mean()
     per_filter = (outputs - batch["original"][:, None]).pow(2).mean((0, 2, 3, 4))
     assert per_filter.min() < none
+
+
+def test_ddp_sim_keeps_filters_usage_prior_and_texture_split_in_sync(make_cfg, tmp_path):
+    from vcmlab.train import train
+
+    cfg = make_cfg(*FILTERS_FAST, "module.strategy=independent", "module.cluster_batches=2", "trainer=ddp_sim", "logger=csv",
+                   "trainer.max_steps=4", "trainer.val_check_interval=2", f"data.cache_dir={tmp_path / 'cache'}",
+                   "+callbacks.replica_check._target_=tests.replica_check.ReplicaCheck", fast=False)
+    metrics = train(cfg)
+    assert metrics["val/mse_none"] > 0
+    lines = sorted((tmp_path / "replica_check").read_text().splitlines())
+    assert len(lines) == 2 and lines[0].split()[1] == lines[1].split()[1]
+    edges = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["state_dict"]["cluster_edges"]
+    assert edges.shape == (1,) and torch.isfinite(edges).all()
