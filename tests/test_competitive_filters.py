@@ -137,3 +137,36 @@ def test_ddp_sim_keeps_filters_usage_prior_and_texture_split_in_sync(make_cfg, t
     assert len(lines) == 2 and lines[0].split()[1] == lines[1].split()[1]
     edges = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["state_dict"]["cluster_edges"]
     assert edges.shape == (1,) and torch.isfinite(edges).all()
+
+
+class _FeatureTask(torch.nn.Module):
+    """A stand-in task network: two fixed feature levels (strides 1 and 2)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def features(self, x):
+        f = self.conv(x)
+        return [f, torch.nn.functional.avg_pool2d(f, 2)]
+
+
+def test_task_and_mixed_distortions_weight_filters_by_task_features():
+    from lightning_modules.competitive_filters import feature_distortion
+
+    torch.manual_seed(0)
+    bank = FilterBank(filters=2, channels=8, blocks=1)
+    for f in bank.filters:
+        torch.nn.init.normal_(f.tail.weight, std=0.02)
+    batch, task = _batch(), _FeatureTask()
+    outputs = bank(batch["decoded"], batch["qp"])
+    features = feature_distortion(task, outputs, batch["original"])
+    assert features.shape == (4, 2) and (features > 0).all()
+    mse = CompetitiveFiltersModule(bank).distortions(outputs, batch["original"])
+    mixed = CompetitiveFiltersModule(bank, task, distortion="mix", task_scale=10.0).distortions(outputs, batch["original"])
+    assert torch.allclose(mixed, mse + 10.0 * features)
+    module = CompetitiveFiltersModule(bank, task, distortion="task", temperature=1.0)
+    module.log = lambda *a, **k: None
+    module.training_step(batch, 0).backward()
+    assert all(f.tail.weight.grad.abs().sum() > 0 for f in bank.filters)

@@ -131,3 +131,19 @@ def test_vcm_eval_with_trained_filters_then_one_bd_rate_table(filters_run, tmp_p
     assert "| filters |" in result.stdout and "BD-rate ms_ssim" in result.stdout
     rows = json.loads(table.read_text())["rows"]
     assert [r["test"] for r in rows] == ["filters", "bias"] and all("bd_rate_psnr" in r for r in rows)
+
+
+def test_block_choice_by_task_features_round_trips(photo):
+    from tests.test_competitive_filters import _FeatureTask
+
+    hevc = PyAVIntraCodec("hevc", qp=42, preset="ultrafast")
+    codec = BlockFilterCodec(hevc, _trained_looking_bank(), qp=42, block_size=64, objective="task", task=_FeatureTask())
+    data = codec.encode(photo)
+    side, payload = unframe(data, "t")
+    choices = torch.tensor(decode_symbols(side, 20, codec.bank.choice_pmf().tolist())).view(4, 5)
+    plain = hevc.decode(payload)
+    candidates = torch.stack([plain, *(codec._filtered(plain, j) for j in range(3))])
+    assert torch.equal(choices, codec.block_costs(candidates, photo).argmin(0))
+    assert torch.equal(codec.decode(data), codec.compose(plain, choices))
+    with pytest.raises(ValueError, match="task network"):
+        BlockFilterCodec(hevc, codec.bank, qp=42, objective="task")
