@@ -23,6 +23,7 @@ from lightning_modules.competitive_assignment import Strategy, competitive_loss
 from task_networks import TaskNetwork
 
 Distortion = Literal["mse", "task", "mix"]
+QP_SLOTS = 64  # integer QPs 0..63 (HEVC 0..51, VVC 0..63)
 
 
 def texture(blocks: torch.Tensor) -> torch.Tensor:
@@ -75,7 +76,7 @@ class CompetitiveFiltersModule(RunConfigCheckpointing, pl.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
         self.cluster_batches = cluster_batches
         self.register_buffer("cluster_edges", torch.full((len(filters) - 1,), math.nan))
-        self._usage: dict[float, torch.Tensor] = {}
+        self._usage: torch.Tensor | None = None  # (QP_SLOTS, M + 1) choice counts of this validation
         self._mse: dict[str, list[torch.Tensor]] = defaultdict(list)
 
     # -- training ---------------------------------------------------------------------------------
@@ -129,14 +130,14 @@ class CompetitiveFiltersModule(RunConfigCheckpointing, pl.LightningModule):
         self._mse["best"].append(mse.gather(1, best[:, None])[:, 0])
         for j in range(1, mse.shape[1]):
             self._mse[f"filter_{j - 1}"].append(mse[:, j])
-        for qp in batch["qp"].unique().tolist():
-            counts = torch.bincount(best[batch["qp"] == qp], minlength=mse.shape[1])
-            self._usage[qp] = self._usage.get(qp, 0) + counts
+        if self._usage is None:  # one row per integer QP: the same shape on every rank for the reduction
+            self._usage = torch.zeros(QP_SLOTS, mse.shape[1], device=self.device)
+        self._usage.index_put_((batch["qp"].long(), best), torch.ones_like(best, dtype=torch.float), accumulate=True)
         chosen = candidates[torch.arange(len(best)), best]
         return {"x": original, "x_hat": chosen}
 
     def on_validation_epoch_start(self) -> None:
-        self._usage, self._mse = {}, defaultdict(list)
+        self._usage, self._mse = None, defaultdict(list)
 
     def on_validation_epoch_end(self) -> None:
         if not self._mse:
@@ -146,15 +147,16 @@ class CompetitiveFiltersModule(RunConfigCheckpointing, pl.LightningModule):
         for name, value in means.items():
             self.log(f"val/mse_{name}", value * 255.0**2, sync_dist=False)
         self.log("val/psnr_gain_db", 10 * torch.log10(means["none"] / means["best"]), prog_bar=True)
-        usage = {qp: reduce(c.float(), reduce_op="sum") for qp, c in sorted(self._usage.items())}
-        total = torch.stack(list(usage.values())).sum(0)
+        per_qp = reduce(self._usage, reduce_op="sum")
+        usage = {qp: per_qp[qp] for qp in per_qp.sum(1).nonzero()[:, 0].tolist()}
+        total = per_qp.sum(0)
         for j, count in enumerate(total.tolist()):
             self.log(f"val/usage/{'no_filter' if j == 0 else f'filter_{j - 1}'}", count / total.sum())
         if not self.trainer.sanity_checking:
             self.filters.usage.copy_(total + 1)  # Laplace-smoothed prior of the per-block indices
             self._log_usage_histograms(usage)
 
-    def _log_usage_histograms(self, usage: dict[float, torch.Tensor]) -> None:
+    def _log_usage_histograms(self, usage: dict[int, torch.Tensor]) -> None:
         loggers = [lg for lg in self.loggers if isinstance(lg, WandbLogger)]
         if not loggers or self.trainer.global_rank != 0:
             return

@@ -170,3 +170,15 @@ def test_task_and_mixed_distortions_weight_filters_by_task_features():
     module.log = lambda *a, **k: None
     module.training_step(batch, 0).backward()
     assert all(f.tail.weight.grad.abs().sum() > 0 for f in bank.filters)
+
+
+def test_filter_usage_per_qp_goes_to_wandb_as_histograms(make_cfg, tmp_path):
+    from vcmlab.train import train
+
+    cfg = make_cfg(*FILTERS_FAST, "logger=wandb", "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1",
+                   f"data.cache_dir={tmp_path / 'cache'}", fast=False)
+    metrics = train(cfg)
+    shares = [metrics[f"val/usage/{k}"] for k in ("no_filter", "filter_0", "filter_1")]
+    assert sum(shares) == pytest.approx(1)
+    record = next((tmp_path / "wandb").glob("offline-run-*/*.wandb")).read_bytes()
+    assert b"val/filter_usage/qp37" in record and b"val/filter_usage/qp42" in record and b"train/temperature" in record

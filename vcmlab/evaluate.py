@@ -184,12 +184,15 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     for logger in instantiate_group(cfg.get("logger")):
         if isinstance(logger, WandbLogger):
             columns = list(dict.fromkeys(k for s in summaries for k in s))
-            cell = lambda v: json.dumps(v) if isinstance(v, list) else v  # noqa: E731 (W&B cells are scalars)
-            logger.log_table(key="eval/rate_points", columns=columns, data=[[cell(s.get(c)) for c in columns] for s in summaries])
+            logger.log_table(key="eval/rate_points", columns=columns, data=[[_cell(s.get(c)) for c in columns] for s in summaries])
             _log_filter_usage(logger, summaries)
             logger.log_image(key="eval/rd_plot", images=[str(plot)])
             logger.experiment.finish()
     return summaries
+
+
+def _cell(value):
+    return json.dumps(value) if isinstance(value, list) else value  # W&B table cells are scalars
 
 
 def _log_filter_usage(logger: WandbLogger, summaries: list[dict]) -> None:
