@@ -39,7 +39,7 @@ def decode_symbols(data: bytes, count: int, pmf: list[float] | torch.Tensor, off
 
 
 # Integer parameter deltas (method 9) are coded with a discretised Laplacian; the encoder picks the
-# scale from this grid that gives the shortest stream and signals its index in one byte.
+# scale near the data's that gives the shortest stream and signals its index in one byte.
 LAPLACE_SCALES = tuple(0.0625 * 2 ** (i / 2) for i in range(28))  # 0.0625 .. ~724
 
 
@@ -52,11 +52,14 @@ def laplace_pmf(scale: float, support: int) -> torch.Tensor:
 
 def encode_integers(values: torch.Tensor) -> bytes:
     """Integer tensor (any shape) to bytes: scale index u8 | rANS stream. Shape is the caller's business."""
-    values = values.flatten().long().tolist()
-    best = None
-    for index, scale in enumerate(LAPLACE_SCALES):
-        support = _support(scale)
-        data = bytes([index]) + encode_symbols(values, laplace_pmf(scale, support), offset=-support)
+    values = values.flatten().long()
+    # a Laplacian's median |value| is scale·ln 2 (robust to the escaped outliers); try the grid around it
+    estimate = max(float(values.abs().float().median()) / math.log(2) if len(values) else 0.0, LAPLACE_SCALES[0])
+    centre = min(range(len(LAPLACE_SCALES)), key=lambda i: abs(math.log(LAPLACE_SCALES[i] / estimate)))
+    values, best = values.tolist(), None
+    for index in range(max(0, centre - 2), min(len(LAPLACE_SCALES), centre + 3)):
+        support = _support(LAPLACE_SCALES[index])
+        data = bytes([index]) + encode_symbols(values, laplace_pmf(LAPLACE_SCALES[index], support), offset=-support)
         if best is None or len(data) < len(best):
             best = data
     return best
