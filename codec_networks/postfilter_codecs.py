@@ -7,6 +7,7 @@
   worse than the conventional decode.
 - AdaptedFilterCodec (method 9): the encoder finetunes the filter's biases (or all its weights) on the
   image being coded, quantises the deltas and entropy-codes them; the decoder rebuilds the same filter.
+  An update that does not lower the image's MSE after quantisation is not sent (empty side info).
 
 Stream: varint(len(side info)) | side info | conventional stream; every byte counts in the rate. The QP
 the filters are conditioned on is the conventional codec's (a real decoder reads it from its stream).
@@ -152,20 +153,21 @@ class AdaptedFilterCodec:
     def encode(self, image: torch.Tensor) -> bytes:
         payload = self.inner.encode(image)
         decoded = self.inner.decode(payload)
+        side, self.last_filter = b"", self.filter
         if self.names:
             deltas = self.finetune(decoded, image.cpu())
             integers = torch.cat([torch.round(deltas[n] / self.step).flatten() for n in self.names]).long()
-            side = encode_integers(integers)
-            self.last_filter = self.rebuild(integers)
-        else:
-            side, self.last_filter = b"", self.filter
+            tuned = self.rebuild(integers)
+            mse = {net: float((self._apply(net, decoded) - image.cpu()).pow(2).mean()) for net in (tuned, self.filter)}
+            if mse[tuned] < mse[self.filter]:  # else send no update: the decoder keeps the trained filter
+                side, self.last_filter = encode_integers(integers), tuned
         self.last_encode_info = {"side_info_bytes": len(side)}
         return frame(side, payload)
 
     def decode(self, data: bytes) -> torch.Tensor:
         side, payload = unframe(data, self.name)
         decoded = self.inner.decode(payload)
-        if not self.names:
+        if not side:  # no update (params=none, or the encoder found none that helps)
             return self._apply(self.filter, decoded)
         count = sum(p.numel() for n, p in self.filter.named_parameters() if n in self.names)
         return self._apply(self.rebuild(decode_integers(side, count)), decoded)

@@ -122,7 +122,7 @@ def test_vcm_eval_with_trained_filters_then_one_bd_rate_table(filters_run, tmp_p
     run = next((tmp_path / "filters" / "wandb").glob("offline-run-*"))
     assert b"eval/filter_usage/hevc_qp37_pf2" in next(run.glob("*.wandb")).read_bytes()  # the histogram's record
     bias = json.loads((tmp_path / "bias" / "summaries.json").read_text())
-    assert all(b["side_info_bpp"] > 0 and b["name"].endswith("_pf_bias") for b in bias)
+    assert all(b["name"].endswith("_pf_bias") and b["side_info_bpp"] >= 0 for b in bias) and any(b["side_info_bpp"] > 0 for b in bias)
 
     table = tmp_path / "table.json"
     result = run_cli("vcm-bdrate", str(tmp_path / "hevc" / "summaries.json"), str(tmp_path / "filters" / "summaries.json"),
@@ -147,3 +147,15 @@ def test_block_choice_by_task_features_round_trips(photo):
     assert torch.equal(codec.decode(data), codec.compose(plain, choices))
     with pytest.raises(ValueError, match="task network"):
         BlockFilterCodec(hevc, codec.bank, qp=42, objective="task")
+
+
+def test_an_update_that_does_not_help_is_not_sent(photo):
+    torch.manual_seed(0)
+    base = QPConditionedFilter(channels=8, blocks=1)
+    hevc = PyAVIntraCodec("hevc", qp=42, preset="ultrafast")
+    wild = AdaptedFilterCodec(hevc, base, qp=42, params="all", steps=3, lr=1.0)  # Adam at lr 1 wrecks the filter
+    data = wild.encode(photo)
+    assert wild.last_encode_info["side_info_bytes"] == 0 and wild.last_filter is base
+    with torch.no_grad():
+        expected = base(hevc.decode(unframe(data, "t")[1])[None], 42.0)[0].clamp(0, 1)
+    assert torch.equal(AdaptedFilterCodec(hevc, base, qp=42, params="all").decode(data), expected)
