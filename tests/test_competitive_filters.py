@@ -1,9 +1,13 @@
-"""Method 1's building blocks: the competitive assignment and the QP-conditioned post-filter."""
+"""Method 1: the competitive assignment, the post-filters, the LightningModule, temperature annealing and real training runs."""
 import pytest
 import torch
 
-from codec_networks.postfilters import QPConditionedFilter
+from callbacks import TemperatureAnnealing
+from codec_networks.postfilters import FilterBank, QPConditionedFilter
+from lightning_modules import CompetitiveFiltersModule
 from lightning_modules.competitive_assignment import assignment_weights, competitive_loss
+from tests.conftest import FILTERS_FAST
+from vcmlab.checkpoints import load_filter_bank, read_checkpoint
 
 
 def test_one_filter_equals_plain_training():
@@ -50,11 +54,6 @@ def test_untrained_filter_is_the_identity_and_depends_on_qp_once_trained():
 
 
 # -- the LightningModule, the annealing callback and a real training run -------------------------
-from callbacks import TemperatureAnnealing  # noqa: E402
-from codec_networks.postfilters import FilterBank  # noqa: E402
-from lightning_modules import CompetitiveFiltersModule  # noqa: E402
-from tests.conftest import FILTERS_FAST  # noqa: E402
-from vcmlab.checkpoints import load_filter_bank, read_checkpoint  # noqa: E402
 
 
 def _batch(n=4, size=16):
