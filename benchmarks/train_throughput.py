@@ -32,7 +32,8 @@ warnings.filterwarnings("ignore")
 def compose_cfg(steps: int, out: Path, overrides: list[str]):
     cfg = compose_config(
         ["experiment=lic_hyperprior", "logger=none", "callbacks=default", f"trainer.max_steps={steps}",
-         "+trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false", "~callbacks.model_checkpoint", *overrides],
+         "+trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false", "~callbacks.model_checkpoint",
+         "~callbacks.last_checkpoint", *overrides],
         out,
     )
     with open_dict(cfg):
