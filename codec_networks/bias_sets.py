@@ -17,22 +17,11 @@ from codec_networks.bitstream import unpack
 from codec_networks.latents import decoder_latent
 from codec_networks.learned_codec import LearnedCodec
 from codec_networks.padding import crop_to, pad_to_multiple
+from codec_networks.parameter_vectors import flatten, unflatten
 
 
 def decoder_biases(model) -> dict[str, torch.Tensor]:
     return {n: p for n, p in model.g_s.named_parameters() if n.endswith("bias")}
-
-
-def flatten(biases: dict[str, torch.Tensor]) -> torch.Tensor:
-    return torch.cat([b.detach().flatten() for b in biases.values()])
-
-
-def unflatten(vector: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out, start = {}, 0
-    for name, b in like.items():
-        out[name] = vector[start : start + b.numel()].view_as(b)
-        start += b.numel()
-    return out
 
 
 @torch.enable_grad()

@@ -20,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from codec_networks.parameter_vectors import flatten, unflatten
 from codec_networks.postfilters import FilterBank, QPConditionedFilter
 from codec_networks.side_info import decode_integers, decode_symbols, encode_integers, encode_symbols, frame, unframe
 from conventional_codecs.base import CodecError, ImageCodec
@@ -27,6 +28,12 @@ from conventional_codecs.base import CodecError, ImageCodec
 
 def block_grid(height: int, width: int, block: int) -> tuple[int, int]:
     return math.ceil(height / block), math.ceil(width / block)
+
+
+def run_filter(net: torch.nn.Module, decoded: torch.Tensor, qp: float, device: str) -> torch.Tensor:
+    """One decoded image (3, H, W) through a filter on `device`, clamped, back on the CPU."""
+    with torch.no_grad():
+        return net(decoded[None].to(device), qp)[0].clamp(0, 1).cpu()
 
 
 def block_means(values: torch.Tensor, block: int) -> torch.Tensor:
@@ -46,8 +53,7 @@ class BlockFilterCodec:
         self.last_encode_info: dict = {}
 
     def _filtered(self, decoded: torch.Tensor, j: int) -> torch.Tensor:
-        with torch.no_grad():
-            return self.bank.filters[j](decoded[None].to(self.device), self.qp)[0].clamp(0, 1).cpu()
+        return run_filter(self.bank.filters[j], decoded, self.qp, self.device)
 
     def block_costs(self, candidates: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
         """(K, rows, cols) cost of each candidate image on each block."""
@@ -114,17 +120,13 @@ class AdaptedFilterCodec:
         self.last_encode_info: dict = {}
         self.last_filter: QPConditionedFilter | None = None
 
-    def _apply(self, net: QPConditionedFilter, decoded: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return net(decoded[None].to(self.device), self.qp)[0].clamp(0, 1).cpu()
-
     @torch.inference_mode(False)
     @torch.enable_grad()
-    def finetune(self, decoded: torch.Tensor, original: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Adam on the chosen tensors for `steps` steps; returns their deltas from the trained filter."""
+    def finetune(self, decoded: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        """Adam on the chosen tensors for `steps` steps; returns their deltas from the trained filter, flat."""
         decoded, original = decoded.clone(), original.clone()  # inputs made under inference_mode (vcm-eval) cannot enter autograd
         net = copy.deepcopy(self.filter)
-        tuned = [p for n, p in net.named_parameters() if n in self.names]
+        tuned = list(self._adapted(net).values())
         for p in net.parameters():
             p.requires_grad_(False)
         for p in tuned:
@@ -136,18 +138,18 @@ class AdaptedFilterCodec:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        base = dict(self.filter.named_parameters())
-        return {n: (p.detach() - base[n].detach()).cpu() for n, p in net.named_parameters() if n in self.names}
+        return (flatten(self._adapted(net)) - flatten(self._adapted(self.filter))).cpu()
+
+    def _adapted(self, net: QPConditionedFilter) -> dict[str, torch.Tensor]:
+        return {n: p for n, p in net.named_parameters() if n in self.names}
 
     def rebuild(self, integers: torch.Tensor) -> QPConditionedFilter:
         """The trained filter plus dequantised deltas: exactly what the decoder runs."""
         net = copy.deepcopy(self.filter)
-        params, start = dict(net.named_parameters()), 0
+        params = self._adapted(net)
         with torch.no_grad():
-            for n in self.names:
-                p = params[n]
-                p += integers[start : start + p.numel()].view_as(p).to(p) * self.step
-                start += p.numel()
+            for p, delta in zip(params.values(), unflatten(integers.to(torch.float32) * self.step, params).values()):
+                p += delta.to(p)
         return net
 
     def encode(self, image: torch.Tensor) -> bytes:
@@ -155,10 +157,9 @@ class AdaptedFilterCodec:
         decoded = self.inner.decode(payload)
         side, self.last_filter = b"", self.filter
         if self.names:
-            deltas = self.finetune(decoded, image.cpu())
-            integers = torch.cat([torch.round(deltas[n] / self.step).flatten() for n in self.names]).long()
+            integers = torch.round(self.finetune(decoded, image.cpu()) / self.step).long()
             tuned = self.rebuild(integers)
-            mse = {net: float((self._apply(net, decoded) - image.cpu()).pow(2).mean()) for net in (tuned, self.filter)}
+            mse = {net: float((run_filter(net, decoded, self.qp, self.device) - image.cpu()).pow(2).mean()) for net in (tuned, self.filter)}
             if mse[tuned] < mse[self.filter]:  # else send no update: the decoder keeps the trained filter
                 side, self.last_filter = encode_integers(integers), tuned
         self.last_encode_info = {"side_info_bytes": len(side)}
@@ -168,6 +169,6 @@ class AdaptedFilterCodec:
         side, payload = unframe(data, self.name)
         decoded = self.inner.decode(payload)
         if not side:  # no update (params=none, or the encoder found none that helps)
-            return self._apply(self.filter, decoded)
-        count = sum(p.numel() for n, p in self.filter.named_parameters() if n in self.names)
-        return self._apply(self.rebuild(decode_integers(side, count)), decoded)
+            return run_filter(self.filter, decoded, self.qp, self.device)
+        count = sum(p.numel() for p in self._adapted(self.filter).values())
+        return run_filter(self.rebuild(decode_integers(side, count)), decoded, self.qp, self.device)

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from conventional_codecs import ImageCodec, ScaledCodec
-from conventional_codecs.base import from_uint8, to_uint8
+from conventional_codecs.base import to_uint8
 from datamodules.image_io import load_rgb
 
 
@@ -49,11 +49,11 @@ class DecodeCache:
     def path(self, image: torch.Tensor, qp: int, scale: float = 1.0) -> Path:
         return self.root / codec_key(self.codec(qp, scale)) / f"{content_key(image)}.png"
 
-    def decoded(self, image: torch.Tensor, qp: int, scale: float = 1.0) -> torch.Tensor:
-        """The image coded and decoded at (qp, scale): from disk when cached, else coded now and stored."""
+    def ensure(self, image: torch.Tensor, qp: int, scale: float = 1.0) -> Path:
+        """The cache file of the image coded and decoded at (qp, scale), coding it now if it is missing."""
         path = self.path(image, qp, scale)
         if path.is_file():
-            return load_rgb(path)
+            return path
         codec = self.codec(qp, scale)
         decoded = codec.decode(codec.encode(image))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,4 +65,8 @@ class DecodeCache:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        return from_uint8(to_uint8(decoded))  # the same 8-bit values a later cache hit returns
+        return path
+
+    def decoded(self, image: torch.Tensor, qp: int, scale: float = 1.0) -> torch.Tensor:
+        """The image coded and decoded at (qp, scale), as 8-bit values from the cache."""
+        return load_rgb(self.ensure(image, qp, scale))

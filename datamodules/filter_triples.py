@@ -132,8 +132,7 @@ class FilterTriplesDataModule(pl.LightningDataModule):
                 continue
             for scale in self.scales:
                 for qp in self.qps:
-                    self.cache.decoded(image, qp, scale)
-                    coded.append(CodedImage(path, self.cache.path(image, qp, scale), qp, scale, *image.shape[-2:]))
+                    coded.append(CodedImage(path, self.cache.ensure(image, qp, scale), qp, scale, *image.shape[-2:]))
         if not coded:
             raise RuntimeError("every image was unusable (see the warnings above)")
         return coded

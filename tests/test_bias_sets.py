@@ -4,7 +4,8 @@ import torch
 from torch.func import functional_call
 
 from codec_networks import LearnedCodec
-from codec_networks.bias_sets import BiasSetCodec, decoder_biases, fit_bias_sets, flatten, kmeans, unflatten
+from codec_networks.bias_sets import BiasSetCodec, decoder_biases, fit_bias_sets, kmeans
+from codec_networks.parameter_vectors import flatten, unflatten
 from codec_networks.latents import decoder_latent
 from codec_networks.bitstream import unpack
 from codec_networks.padding import crop_to, pad_to_multiple

@@ -66,22 +66,22 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
     if codec_cfg.kind == "conventional":
         postfilter = codec_cfg.get("postfilter")
         bank = load_filter_bank(postfilter.ckpt_path) if postfilter else None
+        filter_task = instantiate(postfilter.task) if postfilter and postfilter.get("task") else None  # one for all rate points
         points = []
         for scale in codec_cfg.scales:
             for value in codec_cfg.ladder:
                 codec = ScaledCodec(instantiate(codec_cfg.codec, **{codec_cfg.ladder_key: value}), scale)
                 if bank is not None:
-                    codec = with_postfilter(codec, bank, postfilter, value, device)
+                    codec = with_postfilter(codec, bank, postfilter, value, device, filter_task)
                 points.append(RatePoint(codec.name, codec, codec, codec.name, float(scale)))
         return points
     raise ValueError(f"codec.kind must be 'learned' or 'conventional', got {codec_cfg.kind!r}")
 
 
-def with_postfilter(codec: ImageCodec, bank, cfg: DictConfig, qp: float, device: str) -> ImageCodec:
-    """Method 1 (adapt: null): per-block choice among the bank's filters; method 9 (adapt set): one
-    filter of the bank finetuned on each image, its parameter update in the stream."""
+def with_postfilter(codec: ImageCodec, bank, cfg: DictConfig, qp: float, device: str, task: TaskNetwork | None = None) -> ImageCodec:
+    """Method 1 (adapt: null): per-block choice among the bank's filters (by MSE, or by the features of
+    `task`); method 9 (adapt set): one filter of the bank finetuned on each image, its update in the stream."""
     if cfg.get("adapt") is None:
-        task = instantiate(cfg.task) if cfg.get("task") else None
         return BlockFilterCodec(codec, bank, qp, cfg.block_size, cfg.objective, task, device)
     adapt = cfg.adapt
     if not 0 <= adapt.filter_index < len(bank):
