@@ -18,6 +18,7 @@ from codec_networks.latents import decoder_latent
 from codec_networks.learned_codec import LearnedCodec
 from codec_networks.padding import crop_to, pad_to_multiple
 from codec_networks.parameter_vectors import flatten, unflatten
+from vcmlab.errors import BitstreamError
 
 
 def decoder_biases(model) -> dict[str, torch.Tensor]:
@@ -106,9 +107,12 @@ class BiasSetCodec:
     def encode(self, image: torch.Tensor) -> bytes:
         return self.codec.encode(image, side_info=bytes([self.choose(image)]))
 
+    def payload_bytes(self, data: bytes) -> int:
+        return self.codec.payload_bytes(data)
+
     def decode(self, data: bytes) -> torch.Tensor:
         side = unpack(data).side_info
         if len(side) != 1 or side[0] >= len(self.candidates):
-            raise ValueError(f"bitstream carries bias-set side info {side!r}; this decoder has {len(self.candidates)} candidates")
+            raise BitstreamError(f"bitstream carries bias-set side info {side!r}; this decoder has {len(self.candidates)} candidates")
         with self._biases(side[0]):
             return self.codec.decode(data)

@@ -7,7 +7,9 @@ model or after a flipped bit. The container adds what a receiver needs to refuse
     | n_shape u8 | shape dims u32... | n_streams u8 | stream lengths u32... | side-info length u32
     | streams | side info | crc32 u32
 
-The CRC covers everything before it. Side information of encoder-side methods (filter indices,
+The CRC covers everything before it. Magic, version, fingerprint and CRC identify and protect the
+stream but carry nothing the decoder needs (IDENTITY_BYTES); summaries count them as container, the
+rest as payload. Side information of encoder-side methods (filter indices,
 parameter updates, a bias-set index) travels in its own block, so its bytes count in the rate.
 """
 from __future__ import annotations
@@ -16,13 +18,14 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from vcmlab.errors import BitstreamError
+
 MAGIC = b"VCML"
 VERSION = 1
 _FIXED = struct.Struct(">4sB8sII")
+IDENTITY_BYTES = len(MAGIC) + 1 + 8 + 4
 
 
-class BitstreamError(ValueError):
-    """A bitstream that cannot be decoded: truncated, corrupted, or made by another model."""
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,16 @@ from typing import Callable
 import torch
 from compressai.models import CompressionModel
 
-from codec_networks.bitstream import BitstreamError, Payload, pack, unpack
+from codec_networks.bitstream import IDENTITY_BYTES, Payload, pack, unpack
 from codec_networks.entropy_state import fingerprint
 from codec_networks.padding import crop_to, pad_to_multiple
 from vcm_metrics.rate import bits_from_likelihoods
+from vcmlab.errors import BitstreamError, InputError
+
+
+# The largest image a stream may announce before the decoder allocates anything (Pillow's limit is
+# ~89 Mpx); a corrupt or hostile header cannot make the decoder allocate more than this implies.
+MAX_PIXELS = 2**28
 
 
 # An encoder-side latent optimisation (latent overfitting, latent finetuning for machines): given the
@@ -51,6 +57,7 @@ class LearnedCodec:
         device: str | torch.device = "cpu",
         pad_multiple: int = 64,
         latent_refiner: LatentRefiner | None = None,
+        max_pixels: int = MAX_PIXELS,
     ):
         self.device = torch.device(device)
         self.latent_refiner = latent_refiner
@@ -58,13 +65,16 @@ class LearnedCodec:
         self.model.update(force=True)
         self.pad_multiple = pad_multiple
         self.fingerprint = fingerprint(self.model)
+        self.max_pixels = max_pixels
 
     @torch.no_grad()
     def encode(self, image: torch.Tensor, side_info: bytes = b"") -> bytes:
         """Code one image (3, H, W) with values in [0, 1]; `side_info` bytes travel in the same stream."""
         if image.dim() != 3 or image.shape[0] != 3:
-            raise ValueError(f"encode expects one RGB image of shape (3, H, W), got {tuple(image.shape)}")
+            raise InputError(f"encode expects one RGB image of shape (3, H, W), got {tuple(image.shape)}")
         height, width = image.shape[-2:]
+        if height * width > self.max_pixels:
+            raise InputError(f"a {width}x{height} image is over this codec's limit of {self.max_pixels} pixels (max_pixels)")
         x = pad_to_multiple(image.to(self.device, torch.float32).unsqueeze(0), self.pad_multiple)
         with self._refined_analysis():
             out = self.model.compress(x)
@@ -111,6 +121,37 @@ class LearnedCodec:
                 f"bitstream was written by another model (fingerprint {payload.fingerprint.hex()}, "
                 f"this decoder is {self.fingerprint.hex()}): decode with the checkpoint that encoded it"
             )
-        strings = [[s] for s in payload.streams]
-        out = self.model.decompress(strings, torch.Size(payload.shape))
-        return crop_to(out["x_hat"].clamp(0, 1), payload.height, payload.width)[0], payload.side_info
+        self._check_shape(payload)
+        try:
+            out = self.model.decompress([[s] for s in payload.streams], torch.Size(payload.shape))
+        except (AssertionError, RuntimeError, ValueError, IndexError) as err:
+            raise BitstreamError(f"the entropy decoder failed on this stream ({type(err).__name__}: {err}): it is corrupt") from None
+        x_hat = out["x_hat"]
+        if not torch.isfinite(x_hat).all():
+            raise BitstreamError("the stream decodes to NaN or infinite values: its payload is corrupt")
+        return crop_to(x_hat.clamp(0, 1), payload.height, payload.width)[0], payload.side_info
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, ...] | None:
+        """The latent shape `compress` writes for an image of this size (None: the model does not say)."""
+        factor = getattr(self.model, "downsampling_factor", None)
+        if not isinstance(factor, int):
+            return None
+        padded = [-(-n // self.pad_multiple) * self.pad_multiple for n in (height, width)]
+        return tuple(-(-n // factor) for n in padded)
+
+    def _check_shape(self, payload: Payload) -> None:
+        """Refuse headers that disagree with themselves before anything is allocated from them."""
+        height, width = payload.height, payload.width
+        if height < 1 or width < 1 or height * width > self.max_pixels:
+            raise BitstreamError(f"the stream announces a {width}x{height} image (limit {self.max_pixels} pixels): its header is corrupt")
+        expected = self.latent_shape(height, width)
+        if expected is not None and tuple(payload.shape) != expected:
+            raise BitstreamError(
+                f"the stream announces latent shape {tuple(payload.shape)} for a {width}x{height} image, this model codes "
+                f"{expected}: its header is corrupt or it was written with another pad_multiple"
+            )
+
+    def payload_bytes(self, data: bytes) -> int:
+        """Everything but the identifying and protecting fields (magic, version, fingerprint, CRC)."""
+        unpack(data)
+        return len(data) - IDENTITY_BYTES

@@ -24,6 +24,7 @@ from codec_networks.parameter_vectors import flatten, unflatten
 from codec_networks.postfilters import FilterBank, QPConditionedFilter
 from codec_networks.side_info import decode_integers, decode_symbols, encode_integers, encode_symbols, frame, unframe
 from conventional_codecs.base import CodecError, ImageCodec
+from conventional_codecs.container import payload_bytes
 
 
 def block_grid(height: int, width: int, block: int) -> tuple[int, int]:
@@ -86,6 +87,10 @@ class BlockFilterCodec:
         counts = torch.bincount(choices.flatten(), minlength=len(self.bank) + 1)
         self.last_encode_info = {"side_info_bytes": len(side), **{f"choice_{j}": int(c) for j, c in enumerate(counts)}}
         return frame(side, payload)
+
+    def payload_bytes(self, data: bytes) -> int:
+        side, payload = unframe(data, self.name)
+        return len(side) + payload_bytes(self.inner, payload)  # side information is payload: it is the method's
 
     def decode(self, data: bytes) -> torch.Tensor:
         side, payload = unframe(data, self.name)
@@ -164,6 +169,10 @@ class AdaptedFilterCodec:
                 side, self.last_filter = encode_integers(integers), tuned
         self.last_encode_info = {"side_info_bytes": len(side)}
         return frame(side, payload)
+
+    def payload_bytes(self, data: bytes) -> int:
+        side, payload = unframe(data, self.name)
+        return len(side) + payload_bytes(self.inner, payload)  # side information is payload: it is the method's
 
     def decode(self, data: bytes) -> torch.Tensor:
         side, payload = unframe(data, self.name)

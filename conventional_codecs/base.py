@@ -7,8 +7,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from vcmlab.errors import ConfigError, InputError
 
-class CodecError(ValueError):
+
+class CodecError(InputError):
     """A stream that cannot be decoded, or a codec that cannot run here (missing encoder or binary)."""
 
 
@@ -22,11 +24,22 @@ class ImageCodec(Protocol):
     def decode(self, data: bytes) -> torch.Tensor:
         """The bitstream back to (3, H, W) in [0, 1], at the size that was encoded."""
 
+    # Optional: `payload_bytes(data) -> int`, the bytes of `data` that are the codec's own payload
+    # (what BD-rates compare), without the framing vcmlab adds (size prefixes, checksums). A codec
+    # without it is all payload (e.g. a JPEG file). See conventional_codecs.container.payload_bytes.
+
+
+def check_int_range(value, low: int, high: int, what: str) -> int:
+    """`value` as an int in [low, high], or a ConfigError that names `what` (e.g. a ladder's QP)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
+        raise ConfigError(f"{what} must be an integer from {low} to {high}, got {value!r}")
+    return int(value)
+
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) float in [0, 1] -> (H, W, 3) uint8, rounded."""
     if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected one RGB image of shape (3, H, W), got {tuple(image.shape)}")
+        raise InputError(f"expected one RGB image of shape (3, H, W), got {tuple(image.shape)}")
     return (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
@@ -47,7 +60,7 @@ _SIZE = struct.Struct(">HH")
 
 def with_size(height: int, width: int, payload: bytes) -> bytes:
     if max(height, width) > 0xFFFF:
-        raise ValueError(f"image {width}x{height} too large for the size prefix")
+        raise InputError(f"image {width}x{height} too large for the size prefix")
     return _SIZE.pack(height, width) + payload
 
 

@@ -6,18 +6,20 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from conventional_codecs.base import CodecError, from_uint8, to_uint8
+from vcmlab.errors import ConfigError
+from conventional_codecs.base import CodecError, check_int_range, from_uint8, to_uint8
 
 FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
+QUALITY = {"jpeg": (1, 100), "webp": (0, 100)}  # Pillow: JPEG above 95 is allowed but not advised
 
 
 class PillowCodec:
-    """quality: JPEG 1-95 (libjpeg, 4:2:0), WebP 0-100 (lossy)."""
+    """quality: JPEG 1-100 (libjpeg, 4:2:0; above 95 is not advised), WebP 0-100 (lossy)."""
 
     def __init__(self, format: str = "jpeg", quality: int = 75):
         if format not in FORMATS:
-            raise ValueError(f"PillowCodec format must be one of {sorted(FORMATS)}, got {format!r}")
-        self.format, self.quality = format, int(quality)
+            raise ConfigError(f"PillowCodec format must be one of {sorted(FORMATS)}, got {format!r}")
+        self.format, self.quality = format, check_int_range(quality, *QUALITY[format], f"{format} quality")
         self.name = f"{format}_q{self.quality}"
 
     def encode(self, image) -> bytes:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from conventional_codecs.base import ImageCodec, split_size, with_size
+from vcmlab.errors import ConfigError
+from conventional_codecs.base import CodecError, ImageCodec, split_size, with_size
+from conventional_codecs.container import payload_bytes
 
 
 class ScaledCodec:
@@ -12,7 +14,7 @@ class ScaledCodec:
 
     def __init__(self, inner: ImageCodec, scale: float):
         if not 0 < scale <= 1:
-            raise ValueError(f"scale must be in (0, 1], got {scale}")
+            raise ConfigError(f"resize scale must be in (0, 1], got {scale!r}")
         self.inner, self.scale = inner, float(scale)
         self.name = inner.name if scale == 1 else f"{inner.name}_s{round(scale * 100)}"
 
@@ -20,9 +22,16 @@ class ScaledCodec:
         height, width = image.shape[-2:]
         if self.scale == 1:
             return self.inner.encode(image)
-        size = (max(2, round(height * self.scale)), max(2, round(width * self.scale)))
+        size = (max(1, round(height * self.scale)), max(1, round(width * self.scale)))
         small = F.interpolate(image[None].float(), size=size, mode="bicubic", antialias=True, align_corners=False)[0]
-        return with_size(height, width, self.inner.encode(small.clamp(0, 1)))
+        try:
+            return with_size(height, width, self.inner.encode(small.clamp(0, 1)))
+        except CodecError as err:
+            raise CodecError(f"resize scale {self.scale} turns the {width}x{height} image into {size[1]}x{size[0]}: {err}") from None
+
+    def payload_bytes(self, data: bytes) -> int:
+        inner = data if self.scale == 1 else split_size(data, self.name)[2]
+        return payload_bytes(self.inner, inner)
 
     def decode(self, data: bytes) -> torch.Tensor:
         if self.scale == 1:

@@ -15,7 +15,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from conventional_codecs.base import CodecError, from_uint8, pad_to_even, split_size, to_uint8, with_size
+from vcmlab.errors import ConfigError
+from conventional_codecs.base import CodecError, check_int_range, from_uint8, pad_to_even, split_size, to_uint8, with_size
 
 DEFAULT_BINARIES = {"vtm": "EncoderAppStatic", "vvenc": "vvencapp"}
 
@@ -44,10 +45,11 @@ class VVCBinaryCodec:
         timeout_s: float = 600.0,
     ):
         if encoder not in DEFAULT_BINARIES:
-            raise ValueError(f"VVCBinaryCodec encoder must be 'vtm' or 'vvenc', got {encoder!r}")
+            raise ConfigError(f"VVCBinaryCodec encoder must be 'vtm' or 'vvenc', got {encoder!r}")
         if encoder == "vtm" and config is None:
-            raise ValueError("VTM needs config=<path to encoder_intra_vtm.cfg> (shipped with VTM)")
-        self.encoder, self.qp, self.config, self.preset, self.timeout_s = encoder, int(qp), config, preset, timeout_s
+            raise ConfigError("VTM needs config=<path to encoder_intra_vtm.cfg> (shipped with VTM)")
+        qp = check_int_range(qp, 0, 63, "vvc qp")
+        self.encoder, self.qp, self.config, self.preset, self.timeout_s = encoder, qp, config, preset, timeout_s
         self.encoder_path = find_binary(encoder_path or DEFAULT_BINARIES[encoder], f"VVC encoder ({encoder})")
         self.decoder_path = find_binary(decoder_path, "VVC decoder") if decoder_path else None
         self.name = f"vvc_{encoder}_qp{self.qp}"
@@ -83,6 +85,9 @@ class VVCBinaryCodec:
             yuv_path.write_bytes(yuv.tobytes())
             self._run(self.encoder_command(yuv_path, bitstream, rgb.shape[1], rgb.shape[0]))
             return with_size(height, width, bitstream.read_bytes())
+
+    def payload_bytes(self, data: bytes) -> int:
+        return len(split_size(data, self.name)[2])  # the elementary stream; the size prefix is framing
 
     def decode(self, data: bytes):
         height, width, payload = split_size(data, self.name)

@@ -5,6 +5,18 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vcmlab.errors import ConfigError
+
+
+def check_count(value, what: str, minimum: int = 1, allow_none: bool = False) -> int | None:
+    """An integer setting (batch size, crop size, ...) of at least `minimum`, or a ConfigError naming it."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        none = " or null" if allow_none else ""
+        raise ConfigError(f"{what} must be an integer >= {minimum}{none}, got {value!r}")
+    return value
+
 
 def collate(batch: list[dict]) -> dict:
     """Stack images; keep per-image annotations (boxes, names, ...) as lists."""
@@ -23,9 +35,9 @@ class ImageDataModule(pl.LightningDataModule):
 
     def __init__(self, batch_size: int = 8, val_batch_size: int = 1, num_workers: int = 0, pin_memory: bool = False):
         super().__init__()
-        self.batch_size = batch_size
-        self.val_batch_size = val_batch_size
-        self.num_workers = num_workers
+        self.batch_size = check_count(batch_size, "batch_size")
+        self.val_batch_size = check_count(val_batch_size, "val_batch_size")
+        self.num_workers = check_count(num_workers, "num_workers", minimum=0)
         self.pin_memory = pin_memory
         self.datasets: dict[str, Dataset] = {}
 

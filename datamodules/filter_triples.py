@@ -19,11 +19,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from conventional_codecs import ImageCodec
+from datamodules.base import check_count
 from datamodules.crops import crop_window
 from datamodules.decode_cache import DecodeCache
 from datamodules.image_datasets import BadImagePolicy, ImageTooSmallError, checked_load
 from datamodules.image_io import ImageReadError, list_images, load_rgb
 from datamodules.sample import TRAIN_IMAGES, VAL_IMAGES, sample_image_paths
+from vcmlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +106,15 @@ class FilterTriplesDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
     ):
         super().__init__()
-        if block_size < 8:
-            raise ValueError(f"block_size must be at least 8, got {block_size}")
+        check_count(block_size, "block_size", minimum=8)
+        check_count(train_repeats, "train_repeats")
+        check_count(batch_size, "batch_size")
+        check_count(val_batch_size, "val_batch_size")
+        check_count(num_workers, "num_workers", minimum=0)
         if not qps:
-            raise ValueError("the QP ladder (qps) is empty")
+            raise ConfigError("the QP ladder (qps) is empty")
+        if any(not 0 < s <= 1 for s in scales):
+            raise ConfigError(f"scales must be in (0, 1], got {list(scales)}")
         self.cache = DecodeCache(cache_dir, codec, ladder_key)
         self.qps, self.scales = [int(q) for q in qps], [float(s) for s in scales]
         self.block_size, self.train_repeats, self.on_bad_image = block_size, train_repeats, on_bad_image
@@ -124,7 +131,7 @@ class FilterTriplesDataModule(pl.LightningDataModule):
         coded = []
         for path in paths:
             try:
-                image = checked_load(path, self.block_size)
+                image = checked_load(path, self.block_size, "data.block_size")
             except (ImageReadError, ImageTooSmallError, FileNotFoundError) as err:
                 if self.on_bad_image == "error":
                     raise

@@ -4,40 +4,44 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import torch
 from torch.utils.data import Dataset
 
 from datamodules.crops import crop_window
 from datamodules.image_io import ImageReadError, load_rgb
+from vcmlab.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 BadImagePolicy = Literal["error", "skip"]
 
 
-class ImageTooSmallError(ValueError):
+class ImageTooSmallError(InputError):
     """An image is smaller than the crop the dataset must cut from it."""
 
 
-def checked_load(path: Path, crop_size: int | None) -> torch.Tensor:
+def checked_load(path: Path, crop_size: int | None, setting: str = "data.crop_size", skippable: bool = True) -> torch.Tensor:
+    """The image, or ImageTooSmallError whose hint names the `setting` that sets the crop."""
     image = load_rgb(path)
     if crop_size is not None and min(image.shape[-2:]) < crop_size:
         h, w = image.shape[-2:]
-        raise ImageTooSmallError(
-            f"image {path} is {w}x{h}, smaller than the crop {crop_size}x{crop_size}; "
-            "lower data.crop_size or set data.on_bad_image=skip"
-        )
+        hint = f"lower {setting}" + (" or set data.on_bad_image=skip" if skippable else "")
+        raise ImageTooSmallError(f"image {path} is {w}x{h}, smaller than the crop {crop_size}x{crop_size}; {hint}")
     return image
 
 
+_UNUSABLE = (ImageReadError, ImageTooSmallError, FileNotFoundError)
+
+
 class SkippingDataset(Dataset):
-    """Base for datasets whose items come from files: with on_bad_image='skip' an unusable file is
-    reported with a warning (once) and replaced by the next usable item instead of stopping training."""
+    """Base for datasets whose items come from files. With on_bad_image='skip' an unusable file is
+    reported with a warning (once); indexing (training) replaces it by the next usable item, while
+    `usable_items` (evaluation) leaves it out, so no image is scored twice."""
 
     def __init__(self, on_bad_image: BadImagePolicy = "error"):
         if on_bad_image not in ("error", "skip"):
-            raise ValueError(f"on_bad_image must be 'error' or 'skip', got {on_bad_image!r}")
+            raise ConfigError(f"on_bad_image must be 'error' or 'skip', got {on_bad_image!r}")
         self.on_bad_image = on_bad_image
         self.skipped: set[int] = set()
 
@@ -53,13 +57,26 @@ class SkippingDataset(Dataset):
                 continue
             try:
                 return self.load_item(i)
-            except (ImageReadError, ImageTooSmallError, FileNotFoundError) as err:
-                if self.on_bad_image == "error":
-                    raise
-                self.skipped.add(i)
-                warnings.warn(f"skipping unusable image ({err})", stacklevel=2)
-                log.warning("skipping unusable image: %s", err)
-        raise RuntimeError("every image of the dataset is unusable (see the warnings above)")
+            except _UNUSABLE as err:
+                self._skip(i, err)
+        raise InputError("every image of the dataset is unusable (see the warnings above)")
+
+    def usable_items(self) -> Iterator[dict]:
+        """Every usable item once, in order; unusable ones are skipped (with a warning) or raise."""
+        for i in range(len(self)):
+            if i in self.skipped:
+                continue
+            try:
+                yield self.load_item(i)
+            except _UNUSABLE as err:
+                self._skip(i, err)
+
+    def _skip(self, index: int, err: Exception) -> None:
+        if self.on_bad_image == "error":
+            raise err
+        self.skipped.add(index)
+        warnings.warn(f"skipping unusable image ({err})", stacklevel=3)
+        log.warning("skipping unusable image: %s", err)
 
 
 class ImageFileDataset(SkippingDataset):
@@ -74,6 +91,7 @@ class ImageFileDataset(SkippingDataset):
         repeats: int = 1,
         on_bad_image: BadImagePolicy = "error",
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        crop_setting: str | None = None,
     ):
         super().__init__(on_bad_image)
         if not paths:
@@ -83,13 +101,14 @@ class ImageFileDataset(SkippingDataset):
         self.train = train
         self.repeats = repeats
         self.transform = transform
+        self.crop_setting = crop_setting or ("data.crop_size" if train else "data.val_crop_size")  # named in errors
 
     def __len__(self) -> int:
         return len(self.paths) * self.repeats
 
     def load_item(self, index: int) -> dict:
         path = self.paths[index % len(self.paths)]
-        image = checked_load(path, self.crop_size)
+        image = checked_load(path, self.crop_size, self.crop_setting, skippable=self.crop_setting.startswith("data."))
         if self.crop_size is not None:
             top, left = crop_window(*image.shape[-2:], self.crop_size, random=self.train)
             image = image[:, top : top + self.crop_size, left : left + self.crop_size]

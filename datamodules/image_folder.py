@@ -4,9 +4,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from datamodules.base import ImageDataModule
+from datamodules.base import ImageDataModule, check_count
 from datamodules.image_datasets import BadImagePolicy, ImageFileDataset
 from datamodules.image_io import list_images
+from vcmlab.errors import ConfigError
 
 
 def split_by_name(paths: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
@@ -38,12 +39,14 @@ class ImageFolderDataModule(ImageDataModule):
     ):
         super().__init__(**loader_kwargs)
         if train_dir is None and val_dir is None and test_dir is None:
-            raise ValueError("image_folder needs at least one of train_dir, val_dir, test_dir")
+            raise ConfigError("image_folder needs at least one of train_dir, val_dir, test_dir")
         self.dirs = {"train": train_dir, "val": val_dir, "test": test_dir}
+        if not 0 < val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
         self.val_fraction = val_fraction
-        self.crop_size = crop_size
-        self.val_crop_size = val_crop_size
-        self.train_repeats = train_repeats
+        self.crop_size = check_count(crop_size, "crop_size")
+        self.val_crop_size = check_count(val_crop_size, "val_crop_size", allow_none=True)
+        self.train_repeats = check_count(train_repeats, "train_repeats")
         self.on_bad_image = on_bad_image
 
     def make_datasets(self, stage):

@@ -4,14 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import simplejpeg
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from vcmlab.errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InputError):
     """An image file exists but cannot be decoded (corrupt, truncated, unsupported mode)."""
 
 
@@ -27,12 +30,26 @@ def load_rgb(path: str | Path) -> torch.Tensor:
     try:
         with Image.open(path) as image:
             image.load()  # decode now: a truncated file fails here, not later inside a batch
+            if image.format == "JPEG":
+                _check_jpeg_data(path)
             array = _to_rgb_array(image, path)
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(f"cannot read image {path}: {err} Raise PIL.Image.MAX_IMAGE_PIXELS only for files you trust") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         if isinstance(err, ImageReadError):
             raise
         raise ImageReadError(f"cannot read image {path}: {err}") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def _check_jpeg_data(path: Path) -> None:
+    """Pillow decodes a JPEG whose entropy-coded data is corrupt without a word (libjpeg only warns, and
+    Pillow drops the warning): the image is silently wrong. libjpeg-turbo through simplejpeg with
+    strict=True turns those warnings into errors."""
+    try:
+        simplejpeg.decode_jpeg(path.read_bytes(), colorspace="GRAY", strict=True)
+    except ValueError as err:
+        raise ImageReadError(f"cannot read image {path}: corrupt JPEG data ({err})") from None
 
 
 def _to_rgb_array(image: Image.Image, path: Path) -> np.ndarray:

@@ -8,6 +8,8 @@ because the OpenImages evaluation protocol needs them.
 from __future__ import annotations
 
 import csv
+import logging
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +19,13 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from datamodules.base import ImageDataModule
+from datamodules.base import ImageDataModule, check_count
 from datamodules.crops import crop_boxes, crop_window
 from datamodules.image_datasets import BadImagePolicy, SkippingDataset, checked_load
 from datamodules.image_io import ImageReadError
+from vcmlab.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
 
 
 def normalize_label(name: str) -> str:
@@ -45,43 +50,89 @@ class ImageAnnotations:
     mask_paths: list[str] = field(default_factory=list)  # segmentation only, one per box
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
+InvalidBoxPolicy = Literal["error", "drop"]
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """(line number, row) pairs; a clear error for a missing file, missing columns or a ragged row."""
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path} lacks the column(s) {missing}; expected the OpenImages layout {list(required)}")
-        return list(reader)
+            raise InputError(f"{path} lacks the column(s) {missing}; expected the OpenImages layout {list(required)}")
+        rows = []
+        for row in reader:
+            if None in row or any(row[c] is None for c in required):  # more or fewer fields than the header
+                raise InputError(f"{path}:{reader.line_num}: the row's number of fields differs from the header's ({len(reader.fieldnames)})")
+            rows.append((reader.line_num, row))
+        return rows
+
+
+def _number(row: dict, column: str, path: Path, line: int) -> float:
+    try:
+        value = float(row[column])
+    except ValueError:
+        raise InputError(f"{path}:{line}: {column}={row[column]!r} is not a number") from None
+    if value != value:  # NaN
+        raise InputError(f"{path}:{line}: {column} is NaN")
+    return value
+
+
+def _box(row: dict, columns: tuple[str, str, str, str], path: Path, line: int) -> tuple[float, float, float, float] | str:
+    """Normalised xyxy from (XMin, YMin, XMax, YMax) columns, or why the box is invalid."""
+    x0, y0, x1, y1 = (_number(row, c, path, line) for c in columns)
+    if not (0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1):
+        return f"{path}:{line}: box {dict(zip(columns, (x0, y0, x1, y1)))} of image {row['ImageID']} is not inside the unit square with min <= max"
+    return x0, y0, x1, y1
 
 
 def read_annotations(
-    bbox_csv: str | Path | None, labels_csv: str | Path | None = None, segmentation_csv: str | Path | None = None
+    bbox_csv: str | Path | None,
+    labels_csv: str | Path | None = None,
+    segmentation_csv: str | Path | None = None,
+    invalid_boxes: InvalidBoxPolicy = "error",
 ) -> dict[str, ImageAnnotations]:
     """Annotations per ImageID from OpenImages CSVs (full V6 files or the MPEG-VCM subsets): boxes
-    from bbox_csv, or boxes with masks from segmentation_csv (exactly one of the two)."""
+    from bbox_csv, or boxes with masks from segmentation_csv (exactly one of the two). A box outside
+    the unit square or with min > max is an error, or with invalid_boxes='drop' left out with a warning."""
     if (bbox_csv is None) == (segmentation_csv is None):
-        raise ValueError("give bbox_csv (detection) or segmentation_csv (instance segmentation), not both or neither")
+        raise ConfigError("give bbox_csv (detection) or segmentation_csv (instance segmentation), not both or neither")
+    if invalid_boxes not in ("error", "drop"):
+        raise ConfigError(f"invalid_boxes must be 'error' or 'drop', got {invalid_boxes!r}")
     per_image: dict[str, ImageAnnotations] = defaultdict(ImageAnnotations)
+    dropped: list[str] = []
     if bbox_csv is not None:
-        for row in _read_csv(Path(bbox_csv), ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")):
-            ann = per_image[row["ImageID"]]
-            ann.boxes.append((float(row["XMin"]), float(row["YMin"]), float(row["XMax"]), float(row["YMax"])))
-            ann.labels.append(row["LabelName"])
-            ann.group_of.append(row.get("IsGroupOf", "0") == "1")
+        path, columns = Path(bbox_csv), ("XMin", "YMin", "XMax", "YMax")
+        rows = _read_csv(path, ("ImageID", "LabelName", *columns))
     else:
-        columns = ("MaskPath", "ImageID", "LabelName", "BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax")
-        for row in _read_csv(Path(segmentation_csv), columns):
-            ann = per_image[row["ImageID"]]
-            ann.boxes.append((float(row["BoxXMin"]), float(row["BoxYMin"]), float(row["BoxXMax"]), float(row["BoxYMax"])))
-            ann.labels.append(row["LabelName"])
+        path, columns = Path(segmentation_csv), ("BoxXMin", "BoxYMin", "BoxXMax", "BoxYMax")
+        rows = _read_csv(path, ("MaskPath", "ImageID", "LabelName", *columns))
+    for line, row in rows:
+        box = _box(row, columns, path, line)
+        if isinstance(box, str):
+            if invalid_boxes == "error":
+                raise InputError(f"{box}; fix the file or set data.invalid_boxes=drop")
+            dropped.append(box)
+            continue
+        ann = per_image[row["ImageID"]]
+        ann.boxes.append(box)
+        ann.labels.append(row["LabelName"])
+        if segmentation_csv is None:
+            ann.group_of.append(row.get("IsGroupOf", "0") == "1")
+        else:
             ann.group_of.append(False)  # segmentation instances are single objects
             ann.mask_paths.append(row["MaskPath"])
+    if dropped:
+        message = f"dropped {len(dropped)} invalid boxes of {path}, e.g. {dropped[0]}"
+        warnings.warn(message, stacklevel=2)
+        log.warning(message)
     if labels_csv is not None:
-        for row in _read_csv(Path(labels_csv), ("ImageID", "LabelName", "Confidence")):
+        labels_path = Path(labels_csv)
+        for line, row in _read_csv(labels_path, ("ImageID", "LabelName", "Confidence")):
             ann = per_image[row["ImageID"]]
-            (ann.positive_labels if float(row["Confidence"]) > 0 else ann.negative_labels).add(row["LabelName"])
+            (ann.positive_labels if _number(row, "Confidence", labels_path, line) > 0 else ann.negative_labels).add(row["LabelName"])
     return dict(per_image)
 
 
@@ -111,6 +162,7 @@ class OpenImagesDataset(SkippingDataset):
         image_ext: str = ".jpg",
         unknown_labels: Literal["error", "drop"] = "error",
         on_bad_image: BadImagePolicy = "error",
+        invalid_boxes: InvalidBoxPolicy = "error",
     ):
         super().__init__(on_bad_image)
         self.image_dir = Path(image_dir)
@@ -119,7 +171,7 @@ class OpenImagesDataset(SkippingDataset):
         if segmentation_csv is not None and (mask_dir is None or not Path(mask_dir).is_dir()):
             raise FileNotFoundError(f"segmentation_csv needs mask_dir, the folder of its mask PNGs (got {mask_dir})")
         self.mask_dir = Path(mask_dir) if mask_dir is not None else None
-        self.annotations = read_annotations(bbox_csv, labels_csv, segmentation_csv)
+        self.annotations = read_annotations(bbox_csv, labels_csv, segmentation_csv, invalid_boxes)
         if subset_list is not None:
             self.image_ids = read_subset_list(subset_list)
         else:
@@ -151,7 +203,7 @@ class OpenImagesDataset(SkippingDataset):
 
     def load_item(self, index: int) -> dict:
         image_id = self.image_ids[index]
-        image = checked_load(self.image_dir / f"{image_id}{self.image_ext}", self.crop_size)
+        image = checked_load(self.image_dir / f"{image_id}{self.image_ext}", self.crop_size, "data.crop_size" if self.train else "data.val_crop_size")
         ann = self.annotations.get(image_id, ImageAnnotations())
         h, w = image.shape[-2:]
         known = [i for i, name in enumerate(ann.labels) if name not in self.unknown]
@@ -209,16 +261,18 @@ class OpenImagesDataModule(ImageDataModule):
         val_crop_size: int | None = None,
         unknown_labels: Literal["error", "drop"] = "error",
         on_bad_image: BadImagePolicy = "error",
+        invalid_boxes: InvalidBoxPolicy = "error",
         **loader_kwargs,
     ):
         super().__init__(**loader_kwargs)
         self.unknown_labels = unknown_labels
+        self.invalid_boxes = invalid_boxes
         self.splits = {name: spec for name, spec in {"train": train, "val": val, "test": test}.items() if spec}
         if not self.splits:
             raise ValueError("openimages needs at least one of train, val, test")
         self.classes = classes
-        self.crop_size = crop_size
-        self.val_crop_size = val_crop_size
+        self.crop_size = check_count(crop_size, "crop_size")
+        self.val_crop_size = check_count(val_crop_size, "val_crop_size", allow_none=True)
         self.on_bad_image = on_bad_image
 
     def make_datasets(self, stage):
@@ -229,6 +283,7 @@ class OpenImagesDataModule(ImageDataModule):
                 crop_size=self.crop_size if name == "train" else self.val_crop_size,
                 train=name == "train",
                 unknown_labels=self.unknown_labels,
+                invalid_boxes=self.invalid_boxes,
                 on_bad_image=self.on_bad_image,
             )
             for name, spec in self.splits.items()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-from datamodules.base import ImageDataModule
-from datamodules.image_datasets import ImageFileDataset
+from datamodules.base import ImageDataModule, check_count
+from datamodules.image_datasets import BadImagePolicy, ImageFileDataset
 
 # Public-domain / CC0 photographs (see skimage.data docstrings). The split is fixed so that runs compare.
 TRAIN_IMAGES = ("astronaut.png", "camera.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png", "motorcycle_left.png", "retina.jpg")
@@ -24,14 +24,23 @@ def sample_image_paths(names: tuple[str, ...]) -> list[Path]:
 class SampleDataModule(ImageDataModule):
     """Random crops of 7 photographs for training, centre crops of 2 others for validation."""
 
-    def __init__(self, crop_size: int = 128, val_crop_size: int | None = 256, train_repeats: int = 8, **loader_kwargs):
+    def __init__(
+        self,
+        crop_size: int = 128,
+        val_crop_size: int | None = 256,
+        train_repeats: int = 8,
+        on_bad_image: BadImagePolicy = "error",
+        **loader_kwargs,
+    ):
         super().__init__(**loader_kwargs)
-        self.crop_size = crop_size
-        self.val_crop_size = val_crop_size
-        self.train_repeats = train_repeats
+        self.crop_size = check_count(crop_size, "crop_size")
+        self.val_crop_size = check_count(val_crop_size, "val_crop_size", allow_none=True)
+        self.train_repeats = check_count(train_repeats, "train_repeats")
+        self.on_bad_image = on_bad_image
 
     def make_datasets(self, stage):
+        paths = {"train": sample_image_paths(TRAIN_IMAGES), "val": sample_image_paths(VAL_IMAGES)}
         return {
-            "train": ImageFileDataset(sample_image_paths(TRAIN_IMAGES), self.crop_size, train=True, repeats=self.train_repeats),
-            "val": ImageFileDataset(sample_image_paths(VAL_IMAGES), self.val_crop_size, train=False),
+            "train": ImageFileDataset(paths["train"], self.crop_size, True, self.train_repeats, self.on_bad_image),
+            "val": ImageFileDataset(paths["val"], self.val_crop_size, False, on_bad_image=self.on_bad_image),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from codec_networks.entropy_state import resize_entropy_buffers
+from vcmlab.checkpoints import drop_foreign_callback_paths
 
 
 class RunConfigCheckpointing:
@@ -17,6 +18,7 @@ class RunConfigCheckpointing:
             checkpoint["vcmlab_config"] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        drop_foreign_callback_paths(checkpoint)  # runs before Lightning restores the callbacks
         if self.task is not None:
             checkpoint["state_dict"].update({f"task.{k}": v for k, v in self.task.state_dict().items()})
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vcmlab.errors import CheckpointError
+
 log = logging.getLogger(__name__)
 
 
@@ -27,7 +29,7 @@ def load_weights(module: nn.Module, checkpoint: str | None, what: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a non-tensor pickle or a corrupt file
-        raise ValueError(f"cannot load {what} checkpoint {path} as plain tensors (weights_only=True): {err}") from None
+        raise CheckpointError(f"cannot load {what} checkpoint {path} as plain tensors (weights_only=True): {err}") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -35,4 +37,4 @@ def load_weights(module: nn.Module, checkpoint: str | None, what: str) -> None:
         module.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).splitlines()[:3]
-        raise ValueError(f"checkpoint {path} does not fit {what}: {' '.join(first)}") from None
+        raise CheckpointError(f"checkpoint {path} does not fit {what}: {' '.join(first)}") from None

@@ -42,13 +42,16 @@ def trained_run(tmp_path_factory) -> Path:
     return out
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 600):
-    """Run a console script of the venv this test runs in, with its arguments as a list."""
+def run_cli(*args: str, cwd: Path, timeout: int = 600, with_tests: bool = False):
+    """Run a console script of the venv this test runs in, with its arguments as a list; with_tests
+    makes the `tests` package importable (for test-only callbacks named in overrides)."""
     import subprocess
     import sys
 
     script = Path(sys.executable).parent / args[0]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"}
+    if with_tests:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     return subprocess.run([str(script), *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

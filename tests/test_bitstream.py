@@ -1,5 +1,7 @@
+import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,20 +86,40 @@ def test_encode_rejects_wrong_shapes(codec):
         codec.encode(torch.rand(1, 3, 64, 64))
 
 
-def test_decode_in_a_separate_process_is_identical(codec, image, tmp_path):
+def entropy_decoded_latent(codec: LearnedCodec, data: bytes) -> torch.Tensor:
+    """ŷ as the hyperprior decoder gets it from the rANS streams, before the synthesis transform."""
+    payload = unpack(data)
+    model = codec.model
+    z_hat = model.entropy_bottleneck.decompress([payload.streams[1]], torch.Size(payload.shape))
+    indexes = model.gaussian_conditional.build_indexes(model.h_s(z_hat))
+    return model.gaussian_conditional.decompress([payload.streams[0]], indexes, z_hat.dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decode_in_a_separate_process_is_identical(codec, image, tmp_path, threads):
+    """The README's portability statement: on CPU, another process with any thread count entropy-
+    decodes the same ŷ bit for bit and reconstructs the same image bit for bit."""
     torch.save(codec.model.state_dict(), tmp_path / "model.pt")
-    (tmp_path / "image.bin").write_bytes(codec.encode(image))
+    data = codec.encode(image)
+    (tmp_path / "image.bin").write_bytes(data)
     script = f"""
 import torch
+torch.set_num_threads({threads})
 from compressai.models import ScaleHyperprior
 from codec_networks import LearnedCodec
+from tests.test_bitstream import entropy_decoded_latent
 model = ScaleHyperprior(N=32, M=48)
 model.load_state_dict(torch.load({str(tmp_path / 'model.pt')!r}, weights_only=True))
-out = LearnedCodec(model).decode(open({str(tmp_path / 'image.bin')!r}, 'rb').read())
-torch.save(out, {str(tmp_path / 'decoded.pt')!r})
+codec = LearnedCodec(model)
+data = open({str(tmp_path / 'image.bin')!r}, 'rb').read()
+torch.save({{"x_hat": codec.decode(data), "y_hat": entropy_decoded_latent(codec, data)}}, {str(tmp_path / 'decoded.pt')!r})
 """
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
-    assert torch.equal(torch.load(tmp_path / "decoded.pt", weights_only=True), codec.decode(codec.encode(image)))
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300, cwd=Path(__file__).parents[1])
+    there = torch.load(tmp_path / "decoded.pt", weights_only=True)
+    with torch.no_grad():
+        here = {"x_hat": codec.decode(data), "y_hat": entropy_decoded_latent(codec, data)}
+    assert torch.equal(there["y_hat"], here["y_hat"])
+    assert torch.equal(there["x_hat"], here["x_hat"])
 
 
 def test_side_information_round_trips_and_counts_in_the_rate(codec, image):
@@ -136,3 +158,45 @@ def test_latent_refiner_changes_what_is_coded_but_not_the_decoder(codec, image):
     with torch.inference_mode():  # as vcm-eval runs it
         assert refined.encode(image) != plain_bytes
     assert "g_a.g_a" not in "".join(codec.model.state_dict())  # the model is restored after encoding
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"height": 200}, r"latent shape \(2, 2\) for a 90x200 image, this model codes \(4, 2\)"),
+        ({"shape": (40000, 40000)}, r"latent shape \(40000, 40000\)"),  # refused before anything is allocated
+        ({"height": 60000, "width": 60000, "shape": (938, 938)}, "announces a 60000x60000 image"),
+        ({"height": 0}, "announces a 90x0 image"),
+    ],
+)
+def test_headers_that_disagree_with_themselves_are_refused(codec, image, change, message):
+    payload = dataclasses.replace(unpack(codec.encode(image)), **change)
+    with pytest.raises(BitstreamError, match=message):
+        codec.decode(pack(payload))
+
+
+def test_payload_altered_with_a_valid_checksum_never_decodes_to_non_finite_values(codec, image):
+    """Bit flips in the rANS streams, CRC recomputed: the entropy decoder reads garbage latents; each
+    decode is refused or finite and of the announced size. A payload whose latents are huge (here
+    coded on purpose, 1e6 everywhere) overflows the synthesis transform's GDN layers: refused."""
+    payload = unpack(codec.encode(image))
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(40):
+        streams = [bytearray(s) for s in payload.streams]
+        k = int(torch.randint(len(streams), (), generator=generator))
+        i = int(torch.randint(len(streams[k]), (), generator=generator))
+        streams[k][i] ^= 1 << int(torch.randint(8, (), generator=generator))
+        try:
+            decoded = codec.decode(pack(dataclasses.replace(payload, streams=tuple(map(bytes, streams)))))
+        except BitstreamError as err:
+            assert "NaN or infinite" in str(err) or "entropy decoder failed" in str(err)
+            continue
+        assert decoded.shape == image.shape and torch.isfinite(decoded).all()
+    huge = LearnedCodec(codec.model, latent_refiner=lambda model, x, y: torch.full_like(y, 1e6)).encode(image)
+    with pytest.raises(BitstreamError, match="decodes to NaN or infinite values"):
+        codec.decode(huge)
+
+
+def test_payload_bytes_leave_out_only_the_identifying_fields(codec, image):
+    data = codec.encode(image, side_info=b"\x05")
+    assert codec.payload_bytes(data) == len(data) - 17  # magic 4, version 1, fingerprint 8, CRC 4

@@ -7,6 +7,7 @@ from datamodules import ImageFolderDataModule, ImageReadError, OpenImagesDataMod
 from datamodules.image_datasets import ImageFileDataset, ImageTooSmallError
 from datamodules.openimages import OpenImagesDataset, normalize_label, read_annotations, read_subset_list
 from tests.conftest import SHARED_DATA
+from vcmlab.errors import InputError
 
 OIV6 = SHARED_DATA / "oiv6-mpeg-vcm"
 
@@ -66,7 +67,7 @@ def test_image_smaller_than_crop_is_an_error_or_a_warned_skip(tmp_path):
 def test_all_images_unusable_is_an_error(tmp_path):
     (tmp_path / "a.png").write_bytes(b"junk")
     dataset = ImageFileDataset([tmp_path / "a.png"], 32, train=True, on_bad_image="skip")
-    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="every image"):
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="every image"):
         dataset[0]
 
 

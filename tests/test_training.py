@@ -66,7 +66,7 @@ def test_resume_continues_the_step_count(trained_run, tmp_path):
 
 
 def test_missing_and_incompatible_checkpoints_are_refused(trained_run, make_cfg):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="ckpt_path not found: /nonexistent/last.ckpt"):
         train(make_cfg("experiment=lic_hyperprior", "logger=none", "ckpt_path=/nonexistent/last.ckpt"))
     cfg = make_cfg("experiment=lic_hyperprior", "logger=none", "model.N=48", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}")
     with pytest.raises(ValueError, match="does not fit the configured model"):

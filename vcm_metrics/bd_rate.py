@@ -16,10 +16,12 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
+from vcmlab.errors import InputError
+
 Method = Literal["pchip", "cubic"]
 
 
-class BDRateError(ValueError):
+class BDRateError(InputError):
     """The two curves do not allow a Bjøntegaard delta (too few points, no overlap, ...)."""
 
 

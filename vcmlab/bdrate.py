@@ -14,27 +14,54 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 
 from vcm_metrics.bd_rate import BDRateError, bd_quality, bd_rate
+from vcmlab.cli import report_user_errors
 
 
 def read_curve(path: Path, metric: str) -> tuple[list[float], list[float]]:
     if not path.is_file():
         raise BDRateError(f"{path}: no such file")
     if path.suffix == ".json":
-        points = json.loads(path.read_text())
-        points = points if isinstance(points, list) else points.get("rate_points", [points])
+        try:
+            points = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BDRateError(f"{path}: not valid JSON, truncated or corrupt ({err})") from None
+        points = points.get("rate_points", [points]) if isinstance(points, dict) else points
+        where = [f"rate point {i}" for i in range(len(points))] if isinstance(points, list) else []
     else:
         with open(path, newline="") as f:
-            points = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            points, where = [], []
+            for row in reader:
+                if None in row or None in row.values():
+                    raise BDRateError(f"{path}:{reader.line_num}: the row's number of fields differs from the header's")
+                points.append(row)
+                where.append(f"line {reader.line_num}")
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        raise BDRateError(f"{path}: expected a list of rate points (objects with bpp and metrics)")
     if not points:
         raise BDRateError(f"{path}: no rate points")
     missing = [key for key in ("bpp", metric) if key not in points[0]]
     if missing:
         raise BDRateError(f"{path}: no {' or '.join(missing)} column (has {sorted(points[0])})")
-    return [float(p["bpp"]) for p in points], [float(p[metric]) for p in points]
+    return _column(points, "bpp", path, where), _column(points, metric, path, where)
+
+
+def _column(points: list[dict], key: str, path: Path, where: list[str]) -> list[float]:
+    values = []
+    for point, place in zip(points, where):
+        try:
+            value = float(point[key])
+        except (KeyError, TypeError, ValueError):
+            raise BDRateError(f"{path}, {place}: {key}={point.get(key)!r} is not a number") from None
+        if not math.isfinite(value):
+            raise BDRateError(f"{path}, {place}: {key}={value} is not finite")
+        values.append(value)
+    return values
 
 
 def bd_table(anchor: Path, tests: list[Path], metrics: list[str], method: str, names: list[str]) -> list[dict]:
@@ -64,6 +91,7 @@ def _name(path: Path) -> str:
     return path.parent.name if path.name == "summaries.json" else path.stem
 
 
+@report_user_errors("vcm-bdrate")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vcm-bdrate", description="Bjøntegaard delta rate of TEST curves against ANCHOR.")
     parser.add_argument("anchor", type=Path)

@@ -4,6 +4,11 @@ separately built receiver, and measure rate, quality and (with a task network) m
 
 Outputs under the run directory: <rate point>/{bitstreams/, per_image.csv, predictions.json,
 summary.json}, summaries.json (all rate points, the input of vcm-bdrate) and rd_plot.png.
+
+Rates: `bpp` counts the codec's payload (entropy-coded or standard stream plus side information), what
+BD-rates compare; `file_bpp` counts every byte of the file; the difference is container (checksums,
+model fingerprint, size prefixes), reported as `container_bytes`. Conventional streams are sealed with
+a checksum (conventional_codecs.container), so a damaged file is refused, not scored.
 """
 from __future__ import annotations
 
@@ -27,11 +32,15 @@ from codec_networks.bias_sets import BiasSetCodec
 from codec_networks.bitstream import unpack
 from codec_networks.postfilter_codecs import AdaptedFilterCodec, BlockFilterCodec
 from conventional_codecs import ImageCodec, ScaledCodec
+from conventional_codecs.container import SealedCodec, payload_bytes
 from task_networks import TaskNetwork
 from vcm_metrics import evaluate_coco, evaluate_openimages, ms_ssim, psnr
 from vcm_metrics.artifacts import checkerboard_score
 from vcmlab import CONF_DIR
-from vcmlab.checkpoints import load_codec, load_filter_bank
+from vcmlab.checkpoints import load_codec, load_filter_bank, read_tensor_file
+from vcmlab.cli import report_user_errors, user_error
+from vcmlab.config_checks import check_config
+from vcmlab.errors import ConfigError, InputError
 from vcmlab.instantiate import instantiate_group
 from vcmlab.rd_plot import plot_rd_curves, read_summaries
 
@@ -51,6 +60,8 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
     if codec_cfg.kind == "learned":
         paths = codec_cfg.ckpt_paths
         paths = list(paths) if isinstance(paths, (list, ListConfig)) else [paths]
+        if not paths:
+            raise ConfigError("codec.ckpt_paths is empty: give one checkpoint per rate point")
         refiner = instantiate(codec_cfg.latent_refiner) if codec_cfg.get("latent_refiner") else None
         bias_sets = codec_cfg.get("bias_sets")
         if bias_sets is not None:  # one file per checkpoint: each decoder has its own biases
@@ -60,22 +71,37 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
 
         def make_codec(i: int, refine: bool) -> ImageCodec:
             learned = LearnedCodec(load_codec(paths[i]), device, latent_refiner=refiner if refine else None)
-            return BiasSetCodec(learned, torch.load(bias_sets[i], map_location="cpu", weights_only=True)) if bias_sets else learned
+            return BiasSetCodec(learned, read_tensor_file(bias_sets[i], "codec.bias_sets file")) if bias_sets else learned
 
         return [RatePoint(f"rate_point_{i}", make_codec(i, True), make_codec(i, False), str(p)) for i, p in enumerate(paths)]
     if codec_cfg.kind == "conventional":
+        for key in ("ladder", "scales"):
+            if not isinstance(codec_cfg.get(key), (list, ListConfig)) or not codec_cfg[key]:
+                raise ConfigError(f"codec.{key} must be a non-empty list, got {codec_cfg.get(key)!r}")
         postfilter = codec_cfg.get("postfilter")
         bank = load_filter_bank(postfilter.ckpt_path) if postfilter else None
         filter_task = instantiate(postfilter.task) if postfilter and postfilter.get("task") else None  # one for all rate points
         points = []
         for scale in codec_cfg.scales:
             for value in codec_cfg.ladder:
-                codec = ScaledCodec(instantiate(codec_cfg.codec, **{codec_cfg.ladder_key: value}), scale)
+                codec = ScaledCodec(build_ladder_codec(codec_cfg, value), scale)
                 if bank is not None:
                     codec = with_postfilter(codec, bank, postfilter, value, device, filter_task)
+                codec = SealedCodec(codec)
                 points.append(RatePoint(codec.name, codec, codec, codec.name, float(scale)))
         return points
-    raise ValueError(f"codec.kind must be 'learned' or 'conventional', got {codec_cfg.kind!r}")
+    raise ConfigError(f"codec.kind must be 'learned' or 'conventional', got {codec_cfg.kind!r}")
+
+
+def build_ladder_codec(codec_cfg: DictConfig, value) -> ImageCodec:
+    """The conventional codec at one ladder value; a bad value is a ConfigError naming codec.ladder."""
+    try:
+        return instantiate(codec_cfg.codec, **{codec_cfg.ladder_key: value})
+    except Exception as err:
+        message = user_error(err)
+        if message is None:
+            raise
+        raise ConfigError(f"codec.ladder value {value!r}: {message.removeprefix('codec.codec: ')}") from None
 
 
 def with_postfilter(codec: ImageCodec, bank, cfg: DictConfig, qp: float, device: str, task: TaskNetwork | None = None) -> ImageCodec:
@@ -111,8 +137,8 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
     stream_dir = out_dir / "bitstreams"
     stream_dir.mkdir(parents=True, exist_ok=True)
     rows, predictions, ground_truth = [], {}, {}
-    for index in tqdm(range(len(dataset)), desc=point.name, unit="img"):
-        item = dataset[index]
+    items = dataset.usable_items() if hasattr(dataset, "usable_items") else (dataset[i] for i in range(len(dataset)))
+    for item in tqdm(items, total=len(dataset), desc=point.name, unit="img"):
         x, name = item["image"], item["name"]
         start = time.perf_counter()
         data = point.sender.encode(x)
@@ -123,8 +149,10 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         x_hat = point.receiver.decode(path.read_bytes()).cpu()
         decode_s = time.perf_counter() - start
         h, w = x.shape[-2:]
+        payload = payload_bytes(point.sender, data)
         rows.append({
-            "name": name, "height": h, "width": w, "bytes": len(data), "bpp": 8 * len(data) / (h * w),
+            "name": name, "height": h, "width": w, "bytes": len(data), "payload_bytes": payload, "container_bytes": len(data) - payload,
+            "bpp": 8 * payload / (h * w), "file_bpp": 8 * len(data) / (h * w),
             "psnr": float(psnr(x_hat[None], x[None])), "ms_ssim": float(ms_ssim(x_hat[None], x[None])),
             "checkerboard": float(checkerboard_score(x_hat[None], x[None])),
             "encode_s": encode_s, "decode_s": decode_s,
@@ -140,12 +168,15 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
                 t = item["targets"]
                 ground_truth[name] = {k: v.numpy() for k, v in t.items() if k in ("boxes", "labels", "is_group_of", "image_labels", "masks")}
                 ground_truth[name] |= {"height": h, "width": w}
+    if not rows:
+        raise InputError(f"{point.name}: no usable image in the dataset (all {len(dataset)} were skipped)")
     with open(out_dir / "per_image.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     summary = {"name": point.name, "source": point.source, "scale": point.scale, "images": len(rows)}
-    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "ms_ssim", "checkerboard", "encode_s", "decode_s", "bpp_est") if k in rows[0]}
+    summary["skipped_images"] = len(getattr(dataset, "skipped", ()))
+    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "file_bpp", "container_bytes", "psnr", "ms_ssim", "checkerboard", "encode_s", "decode_s", "bpp_est") if k in rows[0]}
     if "side_info_bytes" in rows[0]:
         summary["side_info_bpp"] = float(np.mean([8 * r["side_info_bytes"] / (r["height"] * r["width"]) for r in rows]))
     choices = sorted(k for k in rows[0] if k.startswith("choice_"))
@@ -164,6 +195,7 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
 
 
 def evaluate(cfg: DictConfig) -> list[dict]:
+    check_config(cfg)
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
     dataset = datamodule.datasets[cfg.split if cfg.split in datamodule.datasets else "val"]
@@ -206,6 +238,7 @@ def _log_filter_usage(logger: WandbLogger, summaries: list[dict]) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
+@report_user_errors("vcm-eval")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -17,8 +17,10 @@ from datamodules.image_datasets import ImageFileDataset
 from datamodules.image_io import list_images
 from datamodules.sample import TRAIN_IMAGES, sample_image_paths
 from vcmlab.checkpoints import load_codec
+from vcmlab.cli import report_user_errors
 
 
+@report_user_errors("vcm-fit-bias-sets")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vcm-fit-bias-sets", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     paths = list_images(args.images) if args.images else sample_image_paths(TRAIN_IMAGES)
-    patches = ImageFileDataset(paths, args.patch, train=True, repeats=args.patches_per_image)
+    patches = ImageFileDataset(paths, args.patch, train=True, repeats=args.patches_per_image, crop_setting="--patch")
     sets = fit_bias_sets(load_codec(args.checkpoint), [patches[i]["image"] for i in range(len(patches))], args.k, args.steps, args.lr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(sets, args.out)

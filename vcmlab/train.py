@@ -11,8 +11,15 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from callbacks import PreemptionCheckpoint
 
 from vcmlab import CONF_DIR
+from vcmlab.checkpoints import read_checkpoint
+from vcmlab.cli import report_user_errors
+from vcmlab.config_checks import check_config
+from vcmlab.errors import CheckpointError, Preempted
 from vcmlab.instantiate import instantiate_group
 from vcmlab.run_info import save_run_info
 
@@ -21,13 +28,14 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the final callback metrics."""
+    check_config(cfg)
     seed = pl.seed_everything(cfg.seed, workers=True) if cfg.get("seed") is not None else None
     if rank_zero_only.rank == 0:
         save_run_info(cfg, cfg.paths.output_dir, seed)
 
     ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None and not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist (resume needs a checkpoint file)")
+    if ckpt_path is not None:  # fail now, not after building everything, and with the file's name
+        read_checkpoint(ckpt_path, "ckpt_path")
 
     datamodule = instantiate(cfg.data)
     task = instantiate(cfg.task) if cfg.get("task") else None
@@ -50,7 +58,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         except RuntimeError as err:
             if ckpt_path is None or "Error(s) in loading state_dict" not in str(err):
                 raise
-            raise ValueError(f"ckpt_path={ckpt_path} does not fit the configured model: {str(err).splitlines()[1:3]}") from None
+            raise CheckpointError(f"ckpt_path={ckpt_path} does not fit the configured model: {str(err).splitlines()[1:3]}") from None
+        except SIGTERMException:
+            saved = next((c.saved for c in callbacks if isinstance(c, PreemptionCheckpoint) and c.saved), None)
+            where = f"saved {saved}; resume with ckpt_path={saved}" if saved else "no checkpoint saved (callbacks.preemption is off)"
+            raise Preempted(f"received SIGTERM at step {trainer.global_step}: {where}") from None
         if cfg.get("test"):
             trainer.test(module, datamodule=datamodule)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -65,6 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+@report_user_errors("vcm-train")
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     name = cfg.get("optimized_metric")
