@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vcmlab.checkpoints import safe_load
 from vcmlab.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -24,12 +25,7 @@ def load_weights(module: nn.Module, checkpoint: str | None, what: str) -> None:
         log.warning(message)
         return
     path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a non-tensor pickle or a corrupt file
-        raise CheckpointError(f"cannot load {what} checkpoint {path} as plain tensors (weights_only=True): {err}") from None
+    state = safe_load(path, f"{what} checkpoint")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

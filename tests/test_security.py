@@ -1,9 +1,11 @@
 """Nothing read from a file chooses what code runs: crafted checkpoints for every loader."""
 import pytest
 import torch
+from compressai.models import ScaleHyperprior
 
+from task_networks.weights import load_weights
 from tests.conftest import FAST, run_cli
-from vcmlab.checkpoints import drop_foreign_callback_paths, load_codec, load_filter_bank, read_checkpoint, read_tensor_file
+from vcmlab.checkpoints import drop_foreign_callback_paths, load_codec, load_codec_weights, load_filter_bank, read_checkpoint, read_tensor_file
 from vcmlab.errors import CheckpointError
 
 
@@ -105,9 +107,19 @@ class _Exploit:
         return (os.system, ("touch exploited",))
 
 
-def test_pickled_code_in_a_checkpoint_is_never_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "load",
+    [
+        read_checkpoint,
+        lambda path: read_tensor_file(path, "codec.bias_sets file"),
+        lambda path: load_codec_weights(ScaleHyperprior(8, 8), path),  # MAML / adversarial codec_checkpoint
+        lambda path: load_weights(torch.nn.Linear(2, 2), str(path), "task network"),
+    ],
+    ids=["checkpoint", "bias_sets", "codec_checkpoint", "task_weights"],
+)
+def test_pickled_code_in_a_file_is_never_run(tmp_path, monkeypatch, load):
     monkeypatch.chdir(tmp_path)
     torch.save({"state_dict": {}, "payload": _Exploit()}, tmp_path / "pickle.ckpt")
-    with pytest.raises(CheckpointError, match=r"refusing checkpoint .*pickle.ckpt: it holds pickled code .*GLOBAL posix.system"):
-        read_checkpoint(tmp_path / "pickle.ckpt")
+    with pytest.raises(CheckpointError, match=r"refusing .*pickle.ckpt: it holds pickled code .*GLOBAL posix.system"):
+        load(tmp_path / "pickle.ckpt")
     assert not (tmp_path / "exploited").exists()
