@@ -1,12 +1,19 @@
 """mAP under the OpenImages Challenge protocol (as used by MPEG VCM on OpenImages V6), for boxes or
 instance masks.
 
-Per image and class, detections are taken by descending score:
-1. each is matched to the unmatched non-group-of ground truth of highest IoU if that IoU >= threshold
-   (true positive); a detection of an already matched object is a false positive;
+It follows the reference, the TF Object Detection API's OpenImagesDetectionChallengeEvaluator (which
+MPEG VCM and CompressAI-Vision results come from), case by case:
+0. detections with zero or negative width or height are dropped before matching (the reference's
+   _remove_invalid_boxes), not counted as false positives;
+Per image and class, detections are taken by descending score (the reference's order, ties included):
+1. each is matched to the non-group-of ground truth of highest IoU; if that IoU >= threshold and the
+   object is not matched yet it is a true positive, else a false positive;
 2. a detection left unmatched whose intersection-over-its-own-area (IoA) with a group-of box of its
-   class is >= threshold (ties between nested group-of boxes go to the larger IoU) is not a false positive: all detections inside one group-of box together count
-   as ONE true positive, with their highest score, and are otherwise ignored.
+   class is >= threshold is not a false positive: all detections inside one group-of box together
+   count as ONE true positive, with their highest score, and are otherwise ignored. Between nested
+   group-of boxes (equal IoA) the reference takes the first in annotation order (tie_break="first");
+   tie_break="iou" takes the one of larger IoU instead, which does not depend on the CSV's row order
+   but gives different numbers than published ones (~1e-2 AP on the segmentation 5k subset).
 Detections of classes that are neither verified image-level labels (present or absent) nor among the
 image's box labels are ignored: the image was never checked for them. Every ground-truth box (group-of
 boxes once each) counts towards recall. AP is the area under the precision envelope (VOC 2012 style);
@@ -40,10 +47,10 @@ def average_precision(scores: np.ndarray, tp: np.ndarray, num_gt: float) -> floa
     return float(np.sum((recall[changed] - recall[changed - 1]) * precision[changed]))
 
 
-def _match_class(det_boxes, det_scores, gt_boxes, gt_group_of, iou_threshold, overlap_fns):
+def _match_class(det_boxes, det_scores, gt_boxes, gt_group_of, iou_threshold, overlap_fns, tie_break="first"):
     """Scores and TP flags contributed by one class in one image (see the module docstring)."""
     iou_fn, ioa_fn = overlap_fns
-    order = np.argsort(-det_scores, kind="stable")
+    order = np.argsort(det_scores)[::-1]  # as the reference sorts (np_box_list_ops.sort_by_field)
     det_boxes, det_scores = det_boxes[order], det_scores[order]
     n = len(det_scores)
     tp = np.zeros(n, dtype=bool)
@@ -59,12 +66,14 @@ def _match_class(det_boxes, det_scores, gt_boxes, gt_group_of, iou_threshold, ov
     group_scores = np.zeros(0)
     if len(group):
         ioa = ioa_fn(det_boxes, group)
-        # a detection inside nested group-of boxes has IoA 1 with each: ties go to the larger IoU
-        best = np.where(ioa >= ioa.max(axis=1, keepdims=True), iou_fn(det_boxes, group), -1.0).argmax(axis=1)
+        if tie_break == "first":  # a detection inside nested group-of boxes has IoA 1 with each
+            best = ioa.argmax(axis=1)
+        else:
+            best = np.where(ioa >= ioa.max(axis=1, keepdims=True), iou_fn(det_boxes, group), -1.0).argmax(axis=1)
         in_group = ~tp & (ioa[np.arange(n), best] >= iou_threshold)
         best_score = np.zeros(len(group))
         np.maximum.at(best_score, best[in_group], det_scores[in_group])
-        group_scores = best_score[np.isin(np.arange(len(group)), best[in_group])]
+        group_scores = best_score[best_score > 0]  # the reference keeps group-of boxes matched with a score > 0
     keep = ~in_group
     scores = np.concatenate([det_scores[keep], group_scores])
     flags = np.concatenate([tp[keep], np.ones(len(group_scores), dtype=bool)])
@@ -76,6 +85,7 @@ def evaluate_openimages(
     detections: Mapping[str, Mapping],
     iou_threshold: float = 0.5,
     use_masks: bool = False,
+    tie_break: str = "first",
 ) -> dict:
     """mAP@IoU`iou_threshold` under the OpenImages protocol.
 
@@ -84,6 +94,8 @@ def evaluate_openimages(
     detections[image_id]: boxes (D, 4), labels (D,), scores (D,), masks (D, H, W) when use_masks.
     Labels may be ints or strings. Returns {"map", "ap_per_class", "num_gt_per_class"}.
     """
+    if tie_break not in ("first", "iou"):
+        raise ValueError(f"tie_break must be 'first' (the reference) or 'iou', got {tie_break!r}")
     overlap_fns = (mask_iou, mask_ioa) if use_masks else (box_iou, box_ioa)
     key = "masks" if use_masks else "boxes"
     scores_per_class: dict = defaultdict(list)
@@ -103,10 +115,14 @@ def evaluate_openimages(
             continue
         det_labels, det_scores = np.asarray(det["labels"]), np.asarray(det["scores"], dtype=float)
         det_shapes = np.asarray(det[key], dtype=float if key == "boxes" else bool)
+        if "boxes" in det and len(det["boxes"]):  # the reference drops zero/negative-area boxes first
+            boxes = np.asarray(det["boxes"], dtype=float).reshape(-1, 4)
+            valid = (boxes[:, 0] < boxes[:, 2]) & (boxes[:, 1] < boxes[:, 3])
+            det_labels, det_scores, det_shapes = det_labels[valid], det_scores[valid], det_shapes[valid]
         evaluatable = np.union1d(np.asarray(list(gt.get("image_labels", [])), dtype=gt_labels.dtype), gt_labels)
         for label in np.unique(det_labels[np.isin(det_labels, evaluatable)]):
             d, g = det_labels == label, gt_labels == label
-            s, t = _match_class(det_shapes[d], det_scores[d], gt_shapes[g], group_of[g], iou_threshold, overlap_fns)
+            s, t = _match_class(det_shapes[d], det_scores[d], gt_shapes[g], group_of[g], iou_threshold, overlap_fns, tie_break)
             label = label.item() if hasattr(label, "item") else label
             scores_per_class[label].append(s)
             tp_per_class[label].append(t)
