@@ -43,7 +43,7 @@ def train_bank(strategy: str, filters: int, args, out: Path) -> Path:
 
 
 def run_eval(overrides: list[str], args, out: Path) -> list[dict]:
-    cfg = compose_config([f"codec.ladder={args.qps}", f"+codec.codec.preset={args.preset}", *overrides, *args.eval_overrides], out, "eval")
+    cfg = compose_config([f"codec.ladder={args.qps}", f"codec.codec.preset={args.preset}", *overrides, *args.eval_overrides], out, "eval")
     return evaluate(cfg)
 
 

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from codec_networks.bitstream import unpack
 from codec_networks.latents import decoder_latent
 from codec_networks.learned_codec import LearnedCodec
 from codec_networks.padding import crop_to, pad_to_multiple
@@ -107,11 +106,15 @@ class BiasSetCodec:
     def encode(self, image: torch.Tensor) -> bytes:
         return self.codec.encode(image, side_info=bytes([self.choose(image)]))
 
+    @property
+    def settings(self) -> dict:
+        return self.codec.settings | {"bias_sets": len(self.candidates) - 1}
+
     def payload_bytes(self, data: bytes) -> int:
         return self.codec.payload_bytes(data)
 
     def decode(self, data: bytes) -> torch.Tensor:
-        side = unpack(data).side_info
+        side = self.codec.side_info(data)
         if len(side) != 1 or side[0] >= len(self.candidates):
             raise BitstreamError(f"bitstream carries bias-set side info {side!r}; this decoder has {len(self.candidates)} candidates")
         with self._biases(side[0]):

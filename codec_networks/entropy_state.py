@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.entropy_models import EntropyBottleneck, EntropyModel, GaussianConditional
 from compressai.models.utils import update_registered_buffers
 
 _CDF_BUFFERS = ["_quantized_cdf", "_offset", "_cdf_length"]
@@ -29,10 +29,16 @@ def resize_entropy_buffers(model: torch.nn.Module, state_dict: dict, prefix: str
             update_registered_buffers(module, full, buffers, state_dict)
 
 
-def fingerprint(model: torch.nn.Module) -> bytes:
-    """8-byte digest of every parameter and buffer: identifies the exact model that wrote a bitstream."""
-    digest = hashlib.blake2b(digest_size=8)
+def fingerprint(model: torch.nn.Module, size: int = 4) -> bytes:
+    """`size`-byte digest of every parameter and buffer: identifies the exact model that wrote a
+    bitstream (4 bytes: two different models collide with probability 2^-32)."""
+    digest = hashlib.blake2b(digest_size=size)
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.digest()
+
+
+def count_streams(model: torch.nn.Module) -> int:
+    """How many rANS strings compress() writes: one per entropy model (a hyperprior: z and y)."""
+    return sum(isinstance(m, EntropyModel) for m in model.modules())

@@ -1,14 +1,16 @@
 """A trained CompressAI model as an image codec: tensor -> bytes -> tensor, through real rANS bitstreams."""
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Callable
 
 import torch
+from compressai.entropy_models import EntropyModel
 from compressai.models import CompressionModel
 
-from codec_networks.bitstream import IDENTITY_BYTES, Payload, pack, unpack
-from codec_networks.entropy_state import fingerprint
+from codec_networks.bitstream import FINGERPRINT_BYTES, IDENTITY_BYTES, Payload, pack, unpack
+from codec_networks.entropy_state import count_streams, fingerprint
 from codec_networks.padding import crop_to, pad_to_multiple
 from vcm_metrics.rate import bits_from_likelihoods
 from vcmlab.errors import BitstreamError, InputError
@@ -64,9 +66,14 @@ class LearnedCodec:
         self.model = model.to(self.device).eval()
         self.model.update(force=True)
         self.pad_multiple = pad_multiple
-        self.fingerprint = fingerprint(self.model)
+        self.fingerprint = fingerprint(self.model, FINGERPRINT_BYTES)
         self.max_pixels = max_pixels
-
+        self.n_streams = count_streams(self.model)
+        factor = getattr(self.model, "downsampling_factor", None)
+        if not isinstance(factor, int) or pad_multiple % factor:
+            raise InputError(f"{type(model).__name__} must state its downsampling_factor (an int dividing pad_multiple={pad_multiple}): "
+                             "the decoder derives the latent shape from it")
+        self.symbols_per_pixel = self._measure_symbols()
     @torch.no_grad()
     def encode(self, image: torch.Tensor, side_info: bytes = b"") -> bytes:
         """Code one image (3, H, W) with values in [0, 1]; `side_info` bytes travel in the same stream."""
@@ -79,7 +86,10 @@ class LearnedCodec:
         with self._refined_analysis():
             out = self.model.compress(x)
         streams = tuple(level[0] for level in out["strings"])
-        return pack(Payload(self.fingerprint, height, width, tuple(out["shape"]), streams, bytes(side_info)))
+        if len(streams) != self.n_streams or tuple(out["shape"]) != self.latent_shape(height, width):
+            raise RuntimeError(f"{type(self.model).__name__}.compress wrote {len(streams)} streams of shape {tuple(out['shape'])}, "
+                               f"the container expects {self.n_streams} of {self.latent_shape(height, width)}")
+        return pack(Payload(self.fingerprint, height, width, streams, bytes(side_info)))
 
     @contextmanager
     def _refined_analysis(self):
@@ -115,15 +125,16 @@ class LearnedCodec:
 
     @torch.no_grad()
     def decode_with_side_info(self, data: bytes) -> tuple[torch.Tensor, bytes]:
-        payload = unpack(data)
+        payload = unpack(data, self.n_streams)
         if payload.fingerprint != self.fingerprint:
             raise BitstreamError(
                 f"bitstream was written by another model (fingerprint {payload.fingerprint.hex()}, "
                 f"this decoder is {self.fingerprint.hex()}): decode with the checkpoint that encoded it"
             )
-        self._check_shape(payload)
+        if payload.height < 1 or payload.width < 1 or payload.height * payload.width > self.max_pixels:
+            raise BitstreamError(f"the stream announces a {payload.width}x{payload.height} image (limit {self.max_pixels} pixels): its header is corrupt")
         try:
-            out = self.model.decompress([[s] for s in payload.streams], torch.Size(payload.shape))
+            out = self.model.decompress(self._guarded(payload), torch.Size(self.latent_shape(payload.height, payload.width)))
         except (AssertionError, RuntimeError, ValueError, IndexError) as err:
             raise BitstreamError(f"the entropy decoder failed on this stream ({type(err).__name__}: {err}): it is corrupt") from None
         x_hat = out["x_hat"]
@@ -131,27 +142,52 @@ class LearnedCodec:
             raise BitstreamError("the stream decodes to NaN or infinite values: its payload is corrupt")
         return crop_to(x_hat.clamp(0, 1), payload.height, payload.width)[0], payload.side_info
 
-    def latent_shape(self, height: int, width: int) -> tuple[int, ...] | None:
-        """The latent shape `compress` writes for an image of this size (None: the model does not say)."""
-        factor = getattr(self.model, "downsampling_factor", None)
-        if not isinstance(factor, int):
-            return None
-        padded = [-(-n // self.pad_multiple) * self.pad_multiple for n in (height, width)]
-        return tuple(-(-n // factor) for n in padded)
+    @property
+    def settings(self) -> dict:
+        return {"model": type(self.model).__name__, "fingerprint": self.fingerprint.hex(), "pad_multiple": self.pad_multiple,
+                "latent_refiner": type(self.latent_refiner).__name__ if self.latent_refiner else None, "device": str(self.device)}
 
-    def _check_shape(self, payload: Payload) -> None:
-        """Refuse headers that disagree with themselves before anything is allocated from them."""
-        height, width = payload.height, payload.width
-        if height < 1 or width < 1 or height * width > self.max_pixels:
-            raise BitstreamError(f"the stream announces a {width}x{height} image (limit {self.max_pixels} pixels): its header is corrupt")
-        expected = self.latent_shape(height, width)
-        if expected is not None and tuple(payload.shape) != expected:
-            raise BitstreamError(
-                f"the stream announces latent shape {tuple(payload.shape)} for a {width}x{height} image, this model codes "
-                f"{expected}: its header is corrupt or it was written with another pad_multiple"
-            )
+    @torch.no_grad()
+    def _measure_symbols(self) -> list[float]:
+        """Symbols per padded pixel in each stream, seen once by watching the entropy models' compress()
+        calls on a blank image (every latent scales with the image area)."""
+        calls: list[tuple[list, int]] = []
+        models = [m for m in self.model.modules() if isinstance(m, EntropyModel)]
+        for m in models:
+            def watched(inputs, *args, _compress=m.compress, **kwargs):
+                strings = _compress(inputs, *args, **kwargs)
+                calls.append((strings, inputs.numel()))
+                return strings
+            m.compress = watched  # an instance attribute over the method, removed below
+        side = self.pad_multiple
+        try:
+            out = self.model.compress(torch.zeros(1, 3, side, side, device=self.device))
+        finally:
+            for m in models:
+                del m.compress
+        counts = [next((n for strings, n in calls if strings is level), None) for level in out["strings"]]
+        if None in counts:
+            raise InputError(f"{type(self.model).__name__}.compress returns strings its entropy models did not write")
+        return [n / side**2 for n in counts]
+
+    def _guarded(self, payload: Payload) -> list[list[bytes]]:
+        """The streams with zero words appended. CompressAI's rANS decoder does not check bounds: a stream
+        shorter than its latent (a crafted header announcing a larger image) would make it read past
+        the buffer (seen: a segfault). It reads at most one word per symbol, one more per 8 bypass bits
+        and its own bytes, so this guard keeps every read inside memory the decoder owns."""
+        area = math.prod(-(-n // self.pad_multiple) * self.pad_multiple for n in (payload.height, payload.width))
+        return [[s + bytes(4 * (2 * math.ceil(per * area) + len(s) + 64))] for s, per in zip(payload.streams, self.symbols_per_pixel)]
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The latent shape `compress` writes for an image of this size: the decoder derives it, the
+        container does not carry it."""
+        factor = self.model.downsampling_factor
+        return tuple(-(-n // self.pad_multiple) * self.pad_multiple // factor for n in (height, width))
+
+    def side_info(self, data: bytes) -> bytes:
+        return unpack(data, self.n_streams).side_info
 
     def payload_bytes(self, data: bytes) -> int:
-        """Everything but the identifying and protecting fields (magic, version, fingerprint, CRC)."""
-        unpack(data)
+        """Everything but the identifying and protecting fields (tag, fingerprint, CRC)."""
+        unpack(data, self.n_streams)
         return len(data) - IDENTITY_BYTES

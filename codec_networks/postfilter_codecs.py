@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from codec_networks.parameter_vectors import flatten, unflatten
 from codec_networks.postfilters import FilterBank, QPConditionedFilter
 from codec_networks.side_info import decode_integers, decode_symbols, encode_integers, encode_symbols, frame, unframe
-from conventional_codecs.base import CodecError, ImageCodec
+from conventional_codecs.base import CodecError, ImageCodec, settings_of
 from conventional_codecs.container import payload_bytes
 
 
@@ -52,6 +52,10 @@ class BlockFilterCodec:
         self.objective, self.task, self.device = objective, task, device
         self.name = f"{inner.name}_pf{len(bank)}"
         self.last_encode_info: dict = {}
+
+    def postfilter_settings(self) -> dict:
+        return {"method": "per-block choice (method 1)", "filters": len(self.bank), "block_size": self.block_size,
+                "objective": self.objective, "qp": self.qp}
 
     def _filtered(self, decoded: torch.Tensor, j: int) -> torch.Tensor:
         return run_filter(self.bank.filters[j], decoded, self.qp, self.device)
@@ -87,6 +91,10 @@ class BlockFilterCodec:
         counts = torch.bincount(choices.flatten(), minlength=len(self.bank) + 1)
         self.last_encode_info = {"side_info_bytes": len(side), **{f"choice_{j}": int(c) for j, c in enumerate(counts)}}
         return frame(side, payload)
+
+    @property
+    def settings(self) -> dict:
+        return settings_of(self.inner) | {"postfilter": self.postfilter_settings()}
 
     def payload_bytes(self, data: bytes) -> int:
         side, payload = unframe(data, self.name)
@@ -124,6 +132,10 @@ class AdaptedFilterCodec:
         self.name = f"{inner.name}_pf_{params}"
         self.last_encode_info: dict = {}
         self.last_filter: QPConditionedFilter | None = None
+
+    def postfilter_settings(self) -> dict:
+        return {"method": "encoder-side finetuning (method 9)", "params": self.params, "adam_steps": self.steps, "lr": self.lr,
+                "quantisation_step": self.step, "qp": self.qp}
 
     @torch.inference_mode(False)
     @torch.enable_grad()
@@ -169,6 +181,10 @@ class AdaptedFilterCodec:
                 side, self.last_filter = encode_integers(integers), tuned
         self.last_encode_info = {"side_info_bytes": len(side)}
         return frame(side, payload)
+
+    @property
+    def settings(self) -> dict:
+        return settings_of(self.inner) | {"postfilter": self.postfilter_settings()}
 
     def payload_bytes(self, data: bytes) -> int:
         side, payload = unframe(data, self.name)

@@ -24,9 +24,15 @@ class ImageCodec(Protocol):
     def decode(self, data: bytes) -> torch.Tensor:
         """The bitstream back to (3, H, W) in [0, 1], at the size that was encoded."""
 
+    # Optional: `settings` -> dict, every encoder setting (written into the summaries).
     # Optional: `payload_bytes(data) -> int`, the bytes of `data` that are the codec's own payload
     # (what BD-rates compare), without the framing vcmlab adds (size prefixes, checksums). A codec
     # without it is all payload (e.g. a JPEG file). See conventional_codecs.container.payload_bytes.
+
+
+def settings_of(codec) -> dict:
+    """Every setting a codec (and the codecs it wraps) ran with, for the summaries; {} when it says none."""
+    return dict(getattr(codec, "settings", None) or {})
 
 
 def check_int_range(value, low: int, high: int, what: str) -> int:

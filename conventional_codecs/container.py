@@ -15,7 +15,7 @@ import zlib
 
 import torch
 
-from conventional_codecs.base import ImageCodec
+from conventional_codecs.base import ImageCodec, settings_of
 from vcmlab.errors import BitstreamError
 
 MAGIC = b"VCMC"
@@ -52,6 +52,10 @@ class SealedCodec:
     @property
     def last_encode_info(self) -> dict:
         return getattr(self.inner, "last_encode_info", {})
+
+    @property
+    def settings(self) -> dict:
+        return settings_of(self.inner)
 
     def encode(self, image: torch.Tensor) -> bytes:
         return seal(self.inner.encode(image))

@@ -22,6 +22,13 @@ class PillowCodec:
         self.format, self.quality = format, check_int_range(quality, *QUALITY[format], f"{format} quality")
         self.name = f"{format}_q{self.quality}"
 
+    @property
+    def settings(self) -> dict:
+        import PIL
+
+        colour = "JFIF: BT.601 full range, 4:2:0 (libjpeg's defaults)" if self.format == "jpeg" else "BT.601 limited range, 4:2:0 (libwebp)"
+        return {"encoder": f"Pillow {PIL.__version__} ({self.format})", "quality": self.quality, "colour": colour}
+
     def encode(self, image) -> bytes:
         buffer = io.BytesIO()
         Image.fromarray(to_uint8(image)).save(buffer, format=FORMATS[self.format], quality=self.quality)

@@ -1,8 +1,15 @@
-"""HEVC (libx265) and AV1 (SVT-AV1) all-intra through PyAV's bundled FFmpeg, on YUV 4:2:0, fixed QP.
+"""HEVC (libx265) and AV1 (SVT-AV1) all-intra through PyAV's bundled FFmpeg, at a fixed QP.
 
-RGB is converted to 8-bit YUV 4:2:0 with swscale (BT.601, limited range) and back after decoding.
-Streams are raw elementary streams (Annex-B HEVC, AV1 OBUs) behind a 4-byte size prefix, because
-4:2:0 needs even sizes and odd images are padded by edge replication.
+The RGB image is converted to Y'CbCr by conventional_codecs.colour (matrix, range, bit depth and
+chroma format explicit, default BT.601 limited 8-bit 4:2:0) and the planes go to the encoder as they
+are; decoded planes come back the same way, so swscale's defaults never touch the pixels. Streams
+are raw elementary streams (Annex-B HEVC, AV1 OBUs) behind a 4-byte size prefix, because 4:2:0 needs
+even sizes and odd images are padded by edge replication.
+
+Encoder settings are those of a PSNR/mAP anchor and are all listed in `settings` (and so in every
+summary): x265 codes the intra picture at exactly the ladder's QP (ipratio=1: x265's default 1.4
+would code QP N-3) with psycho-visual tuning and adaptive quantisation off; SVT-AV1 runs at a fixed
+QP with PSNR tuning, its preset in the rate point's name.
 """
 from __future__ import annotations
 
@@ -11,48 +18,73 @@ import os
 
 import av
 
-from vcmlab.errors import ConfigError
 from conventional_codecs.base import CodecError, check_int_range, from_uint8, pad_to_even, split_size, to_uint8, with_size
+from conventional_codecs.colour import ColourFormat, frame_from_planes, planes_from_frame
+from vcmlab.errors import ConfigError
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration banner at info level
 
-# codec -> (FFmpeg encoder, raw stream format, encoder options for a fixed QP and intra only)
+X265_MATRIX = {"bt601": "smpte170m", "bt709": "bt709"}  # VUI signalling only: decoding uses `colour`
+
+
+def x265_options(qp: int, preset: str, colour: ColourFormat) -> dict:
+    params = [
+        f"qp={qp}", "keyint=1", "ipratio=1", "pbratio=1",  # the intra picture at exactly `qp`
+        "psy-rd=0", "psy-rdoq=0", "aq-mode=0",  # no perceptual tuning in a PSNR/mAP anchor
+        f"range={colour.range}", f"colormatrix={X265_MATRIX[colour.matrix]}", "info=0", "log-level=none",
+    ]
+    return {"x265-params": ":".join(params), "preset": str(preset)}
+
+
+def svtav1_options(qp: int, preset: str, colour: ColourFormat) -> dict:
+    if colour.chroma != "420":
+        raise ConfigError("SVT-AV1 codes 4:2:0 only: set colour.chroma=420")
+    return {"qp": str(qp), "preset": str(preset), "svtav1-params": "tune=1"}  # tune=1: PSNR
+
+
+# codec -> (FFmpeg encoder, raw stream format, options builder, QP range, default preset)
 CODECS = {
-    "hevc": ("libx265", "hevc", lambda qp, preset: {"x265-params": f"qp={qp}:keyint=1:info=0:log-level=none", "preset": preset}),
-    "av1": ("libsvtav1", "obu", lambda qp, preset: {"qp": str(qp), "preset": preset}),
+    "hevc": ("libx265", "hevc", x265_options, (0, 51), "medium"),
+    "av1": ("libsvtav1", "obu", svtav1_options, (1, 63), 8),
 }
-QP_RANGE = {"hevc": (0, 51), "av1": (1, 63)}
 MIN_SIZE = {"hevc": 16, "av1": 4}  # measured: libx265 refuses pictures under 16x16, SVT-AV1 under 4x4
 
 
 class PyAVIntraCodec:
-    """qp: HEVC 0-51 (MPEG VCM ladder 22..47), SVT-AV1 1-63. preset: x265 name or SVT-AV1 number."""
+    """qp: HEVC 0-51 (MPEG VCM ladder 22..47), SVT-AV1 1-63. preset: x265 name or SVT-AV1 number
+    (0 slowest/best .. 13). colour: ColourFormat settings (matrix, range, bit_depth, chroma)."""
 
-    def __init__(self, codec: str = "hevc", qp: int = 32, preset: str | int | None = None):
+    def __init__(self, codec: str = "hevc", qp: int = 32, preset: str | int | None = None, colour: dict | None = None):
         if codec not in CODECS:
             raise ConfigError(f"PyAVIntraCodec codec must be one of {sorted(CODECS)}, got {codec!r}")
-        self.encoder, self.stream_format, make_options = CODECS[codec]
+        self.encoder, self.stream_format, make_options, qp_range, default_preset = CODECS[codec]
         if self.encoder not in av.codecs_available:
             raise CodecError(f"this PyAV build has no {self.encoder} encoder; install the PyPI 'av' wheel, which bundles it")
-        preset = preset if preset is not None else ("medium" if codec == "hevc" else 8)
-        qp = check_int_range(qp, *QP_RANGE[codec], f"{codec} qp")
-        self.options = make_options(qp, str(preset))
-        self.codec, self.qp = codec, qp
-        self.name = f"{codec}_qp{self.qp}"
+        self.codec, self.qp = codec, check_int_range(qp, *qp_range, f"{codec} qp")
+        self.preset = preset if preset is not None else default_preset
+        self.colour = ColourFormat(**(colour or {}))
+        self.options = make_options(self.qp, self.preset, self.colour)
+        self.name = f"{codec}_qp{self.qp}" if codec == "hevc" else f"{codec}_p{self.preset}_qp{self.qp}"
+
+    @property
+    def settings(self) -> dict:
+        return {"encoder": self.encoder, "qp": self.qp, "preset": self.preset, "options": self.options,
+                "pix_fmt": self.colour.pix_fmt, "colour": self.colour.settings(), "pyav": av.__version__}
 
     def encode(self, image) -> bytes:
         rgb = to_uint8(image)
         height, width = rgb.shape[:2]
-        rgb = pad_to_even(rgb)
+        if self.colour.chroma == "420":
+            rgb = pad_to_even(rgb)
         if min(rgb.shape[:2]) < MIN_SIZE[self.codec]:
             raise CodecError(f"{self.name}: a {width}x{height} picture is too small for {self.encoder} (at least {MIN_SIZE[self.codec]}x{MIN_SIZE[self.codec]})")
+        frame = frame_from_planes(self.colour.to_planes(from_uint8(rgb)), self.colour)
         buffer = io.BytesIO()
         try:
             with av.open(buffer, "w", format=self.stream_format) as out:
                 stream = out.add_stream(self.encoder, rate=1)
-                stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p"
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, self.colour.pix_fmt
                 stream.options = self.options
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
                 for packet in [*stream.encode(frame), *stream.encode(None)]:
                     out.mux(packet)
         except av.error.FFmpegError as err:
@@ -66,9 +98,9 @@ class PyAVIntraCodec:
         height, width, payload = split_size(data, self.name)
         try:
             with av.open(io.BytesIO(payload), format=self.stream_format) as container:
-                frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+                frames = [planes_from_frame(f, self.colour) for f in container.decode(video=0)]
         except (av.error.FFmpegError, ValueError) as err:
             raise CodecError(f"{self.name}: cannot decode stream: {err}") from None
-        if len(frames) != 1 or frames[0].shape[0] < height or frames[0].shape[1] < width:
+        if len(frames) != 1 or frames[0][0].shape[0] < height or frames[0][0].shape[1] < width:
             raise CodecError(f"{self.name}: stream decoded to {len(frames)} frames, expected one of at least {width}x{height}")
-        return from_uint8(frames[0][:height, :width])
+        return self.colour.from_planes(frames[0])[:, :height, :width]

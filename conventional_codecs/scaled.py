@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from vcmlab.errors import ConfigError
-from conventional_codecs.base import CodecError, ImageCodec, split_size, with_size
+from conventional_codecs.base import CodecError, ImageCodec, settings_of, split_size, with_size
 from conventional_codecs.container import payload_bytes
 
 
@@ -28,6 +28,11 @@ class ScaledCodec:
             return with_size(height, width, self.inner.encode(small.clamp(0, 1)))
         except CodecError as err:
             raise CodecError(f"resize scale {self.scale} turns the {width}x{height} image into {size[1]}x{size[0]}: {err}") from None
+
+    @property
+    def settings(self) -> dict:
+        resize = {"scale": self.scale, "down": "bicubic, antialiased", "up": "bicubic"} if self.scale != 1 else {"scale": 1.0}
+        return settings_of(self.inner) | {"resize": resize}
 
     def payload_bytes(self, data: bytes) -> int:
         inner = data if self.scale == 1 else split_size(data, self.name)[2]

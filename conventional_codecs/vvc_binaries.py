@@ -1,9 +1,14 @@
 """VVC intra through external encoders: VTM (EncoderAppStatic) or VVenC (vvencapp).
 
 No VVC encoder ships in any package registry: point the codec at a binary (`encoder_path`) or put it on
-PATH. Encoding writes 8-bit YUV 4:2:0 and runs the encoder with an argument list (never a shell).
-Decoding uses VTM's DecoderAppStatic when `decoder_path` is given, else FFmpeg's native VVC decoder
-inside PyAV. Streams carry a 4-byte size prefix (odd sizes are padded for 4:2:0).
+PATH. Encoding writes raw Y'CbCr planes made by conventional_codecs.colour (matrix, range, bit depth,
+chroma format explicit; 4:4:4 with VTM only) and runs the encoder with an argument list (never a
+shell). Decoding uses VTM's DecoderAppStatic when `decoder_path` is given, else FFmpeg's native VVC
+decoder inside PyAV. Streams carry a 4-byte size prefix (odd sizes are padded for 4:2:0).
+
+Anchor settings: VTM with the configuration file given (MPEG VCM: VTM's cfg/encoder_intra_vtm.cfg, the
+CTC all-intra configuration); VVenC with its perceptual QP adaptation off (`--qpa 0`; vvencapp turns it
+on by default, VTM has no such tool), unless `perceptual=true` names the perceptual variant.
 """
 from __future__ import annotations
 
@@ -13,10 +18,10 @@ import tempfile
 from pathlib import Path
 
 import av
-import numpy as np
 
 from vcmlab.errors import ConfigError
 from conventional_codecs.base import CodecError, check_int_range, from_uint8, pad_to_even, split_size, to_uint8, with_size
+from conventional_codecs.colour import ColourFormat, planes_from_frame
 
 DEFAULT_BINARIES = {"vtm": "EncoderAppStatic", "vvenc": "vvencapp"}
 
@@ -43,6 +48,8 @@ class VVCBinaryCodec:
         config: str | None = None,
         preset: str = "medium",
         timeout_s: float = 600.0,
+        colour: dict | None = None,
+        perceptual: bool = False,
     ):
         if encoder not in DEFAULT_BINARIES:
             raise ConfigError(f"VVCBinaryCodec encoder must be 'vtm' or 'vvenc', got {encoder!r}")
@@ -50,20 +57,35 @@ class VVCBinaryCodec:
             raise ConfigError("VTM needs config=<path to encoder_intra_vtm.cfg> (shipped with VTM)")
         qp = check_int_range(qp, 0, 63, "vvc qp")
         self.encoder, self.qp, self.config, self.preset, self.timeout_s = encoder, qp, config, preset, timeout_s
+        self.colour = ColourFormat(**(colour or {}))
+        if encoder == "vvenc" and self.colour.chroma != "420":
+            raise ConfigError("VVenC codes 4:2:0 only: set colour.chroma=420, or use encoder=vtm for 4:4:4")
+        if perceptual and encoder != "vvenc":
+            raise ConfigError("perceptual=true is VVenC's QP adaptation; VTM has none")
+        self.perceptual = perceptual
         self.encoder_path = find_binary(encoder_path or DEFAULT_BINARIES[encoder], f"VVC encoder ({encoder})")
         self.decoder_path = find_binary(decoder_path, "VVC decoder") if decoder_path else None
-        self.name = f"vvc_{encoder}_qp{self.qp}"
+        self.name = f"vvc_{encoder}{'_qpa' if perceptual else ''}_qp{self.qp}"
+
+    @property
+    def settings(self) -> dict:
+        command = self.encoder_command(Path("in.yuv"), Path("out.266"), 0, 0)
+        return {"encoder": Path(self.encoder_path).name, "qp": self.qp, "command": [Path(command[0]).name, *command[1:]],
+                "pix_fmt": self.colour.pix_fmt, "colour": self.colour.settings()}
 
     def encoder_command(self, yuv: Path, bitstream: Path, width: int, height: int) -> list[str]:
+        depth, chroma = self.colour.bit_depth, self.colour.chroma
         if self.encoder == "vtm":
             return [
                 self.encoder_path, "-c", str(self.config), "-i", str(yuv), "-b", str(bitstream),
                 "-wdt", str(width), "-hgt", str(height), "-fr", "1", "-f", "1", "-q", str(self.qp),
-                "--InputBitDepth=8", "--InputChromaFormat=420", "--ConformanceWindowMode=1",
+                f"--InputBitDepth={depth}", f"--InternalBitDepth={depth}", f"--OutputBitDepth={depth}",
+                f"--InputChromaFormat={chroma}", f"--ChromaFormatIDC={chroma}", "--ConformanceWindowMode=1",
             ]
         return [
-            self.encoder_path, "--input", str(yuv), "--size", f"{width}x{height}", "--format", "yuv420",
-            "--framerate", "1", "--frames", "1", "--qp", str(self.qp), "--preset", self.preset, "--output", str(bitstream),
+            self.encoder_path, "--input", str(yuv), "--size", f"{width}x{height}", "--format", "yuv420" if depth == 8 else "yuv420_10",
+            "--framerate", "1", "--frames", "1", "--qp", str(self.qp), "--qpa", "1" if self.perceptual else "0",
+            "--preset", self.preset, "--output", str(bitstream),
         ]
 
     def _run(self, command: list[str]) -> None:
@@ -78,11 +100,11 @@ class VVCBinaryCodec:
     def encode(self, image) -> bytes:
         rgb = to_uint8(image)
         height, width = rgb.shape[:2]
-        rgb = pad_to_even(rgb)
-        yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+        rgb = pad_to_even(rgb) if self.colour.chroma == "420" else rgb
+        planes = self.colour.to_planes(from_uint8(rgb))
         with tempfile.TemporaryDirectory() as tmp:
             yuv_path, bitstream = Path(tmp) / "in.yuv", Path(tmp) / "out.266"
-            yuv_path.write_bytes(yuv.tobytes())
+            yuv_path.write_bytes(self.colour.raw_bytes(planes))
             self._run(self.encoder_command(yuv_path, bitstream, rgb.shape[1], rgb.shape[0]))
             return with_size(height, width, bitstream.read_bytes())
 
@@ -95,21 +117,21 @@ class VVCBinaryCodec:
             bitstream = Path(tmp) / "in.266"
             bitstream.write_bytes(payload)
             if self.decoder_path:
-                padded_h, padded_w = height + height % 2, width + width % 2
+                even = self.colour.chroma == "420"
+                padded_h, padded_w = (height + height % 2, width + width % 2) if even else (height, width)
                 out = Path(tmp) / "out.yuv"
-                self._run([self.decoder_path, "-b", str(bitstream), "-o", str(out), "-d", "8"])
-                planes = np.frombuffer(out.read_bytes(), dtype=np.uint8)
-                if planes.size != padded_h * padded_w * 3 // 2:
-                    raise CodecError(f"{self.name}: decoder wrote {planes.size} bytes, expected one {padded_w}x{padded_h} 4:2:0 frame")
-                frame = av.VideoFrame.from_ndarray(planes.reshape(padded_h * 3 // 2, padded_w), format="yuv420p")
-                rgb = frame.to_ndarray(format="rgb24")
+                self._run([self.decoder_path, "-b", str(bitstream), "-o", str(out), "-d", str(self.colour.bit_depth)])
+                try:
+                    planes = self.colour.planes_from_raw(out.read_bytes(), padded_h, padded_w)
+                except ValueError as err:
+                    raise CodecError(f"{self.name}: {Path(self.decoder_path).name} wrote an unexpected frame: {err}") from None
             else:
                 try:
                     with av.open(str(bitstream), format="vvc") as container:
-                        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-                except av.error.FFmpegError as err:
+                        frames = [planes_from_frame(f, self.colour) for f in container.decode(video=0)]
+                except (av.error.FFmpegError, ValueError) as err:
                     raise CodecError(f"{self.name}: cannot decode stream: {err}") from None
                 if len(frames) != 1:
                     raise CodecError(f"{self.name}: stream decoded to {len(frames)} frames, expected 1")
-                rgb = frames[0]
-        return from_uint8(rgb[:height, :width])
+                planes = frames[0]
+        return self.colour.from_planes(planes)[:, :height, :width]

@@ -18,13 +18,13 @@ import torch
 from PIL import Image
 
 from conventional_codecs import ImageCodec, ScaledCodec
-from conventional_codecs.base import to_uint8
+from conventional_codecs.base import settings_of, to_uint8
 from datamodules.image_io import load_rgb
 
 
 def codec_key(codec: ImageCodec) -> str:
     inner = codec.inner if isinstance(codec, ScaledCodec) else codec
-    settings = json.dumps({k: v for k, v in sorted(vars(inner).items())}, default=str, sort_keys=True)
+    settings = json.dumps(settings_of(codec) or vars(inner), default=str, sort_keys=True)
     return f"{codec.name}-{hashlib.sha1(settings.encode()).hexdigest()[:8]}"
 
 

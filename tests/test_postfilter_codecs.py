@@ -104,7 +104,7 @@ def test_vcm_eval_with_trained_filters_then_one_bd_rate_table(filters_run, tmp_p
     from tests.conftest import run_cli
 
     ckpt = filters_run / "checkpoints" / "last.ckpt"
-    common = ["codec.ladder=[32,37,42,47]", "+codec.codec.preset=ultrafast", f"paths.log_dir={tmp_path}"]
+    common = ["codec.ladder=[32,37,42,47]", "codec.codec.preset=ultrafast", f"paths.log_dir={tmp_path}"]
     runs = {
         "hevc": ["codec=hevc"],
         "filters": ["codec=hevc_postfilter", f"codec.postfilter.ckpt_path={ckpt}", "codec.postfilter.block_size=64", "logger=wandb"],

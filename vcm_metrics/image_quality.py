@@ -29,3 +29,22 @@ def ms_ssim(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return multiscale_structural_similarity_index_measure(
         x_hat.float(), x.float(), data_range=1.0, kernel_size=_KERNEL, betas=betas, reduction="none"
     )
+
+
+_KR_KB = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+
+
+def yuv_psnr(x_hat: torch.Tensor, x: torch.Tensor, matrix: str = "bt601") -> dict[str, float]:
+    """Video-coding PSNR of one RGB image pair (3, H, W) in [0, 1]: both converted to Y'CbCr with
+    `matrix` (full resolution, full range, float), PSNR of each component, and the 6:1:1 weighted
+    average JVET reports as PSNR-YUV. Chroma spans [-0.5, 0.5], so its peak-to-peak is also 1."""
+    kr, kb = _KR_KB[matrix]
+
+    def ycbcr(rgb: torch.Tensor) -> torch.Tensor:
+        r, g, b = rgb.double()
+        y = kr * r + (1 - kr - kb) * g + kb * b
+        return torch.stack([y, (b - y) / (2 * (1 - kb)), (r - y) / (2 * (1 - kr))])
+
+    mse = (ycbcr(x_hat) - ycbcr(x)).pow(2).flatten(1).mean(1)
+    y, u, v = (10 * torch.log10(1.0 / mse.clamp_min(1e-12))).tolist()
+    return {"psnr_y": y, "psnr_u": u, "psnr_v": v, "psnr_yuv": (6 * y + u + v) / 8}

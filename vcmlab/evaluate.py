@@ -29,12 +29,12 @@ from tqdm import tqdm
 
 from codec_networks import LearnedCodec
 from codec_networks.bias_sets import BiasSetCodec
-from codec_networks.bitstream import unpack
 from codec_networks.postfilter_codecs import AdaptedFilterCodec, BlockFilterCodec
 from conventional_codecs import ImageCodec, ScaledCodec
+from conventional_codecs.base import settings_of
 from conventional_codecs.container import SealedCodec, payload_bytes
 from task_networks import TaskNetwork
-from vcm_metrics import evaluate_coco, evaluate_openimages, ms_ssim, psnr
+from vcm_metrics import evaluate_coco, evaluate_openimages, ms_ssim, psnr, yuv_psnr
 from vcm_metrics.artifacts import checkerboard_score
 from vcmlab import CONF_DIR
 from vcmlab.checkpoints import load_codec, load_filter_bank, read_tensor_file
@@ -133,7 +133,7 @@ def task_metrics(ground_truth: dict, predictions: dict) -> dict[str, float]:
     return metrics
 
 
-def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetwork | None) -> dict:
+def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetwork | None, yuv_matrix: str = "bt601") -> dict:
     stream_dir = out_dir / "bitstreams"
     stream_dir.mkdir(parents=True, exist_ok=True)
     rows, predictions, ground_truth = [], {}, {}
@@ -153,14 +153,14 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         rows.append({
             "name": name, "height": h, "width": w, "bytes": len(data), "payload_bytes": payload, "container_bytes": len(data) - payload,
             "bpp": 8 * payload / (h * w), "file_bpp": 8 * len(data) / (h * w),
-            "psnr": float(psnr(x_hat[None], x[None])), "ms_ssim": float(ms_ssim(x_hat[None], x[None])),
+            "psnr": float(psnr(x_hat[None], x[None])), **yuv_psnr(x_hat, x, yuv_matrix), "ms_ssim": float(ms_ssim(x_hat[None], x[None])),
             "checkerboard": float(checkerboard_score(x_hat[None], x[None])),
             "encode_s": encode_s, "decode_s": decode_s,
         })
         if isinstance(point.sender, LearnedCodec):
             rows[-1]["bpp_est"] = point.sender.estimated_bits(x) / (h * w)
         if isinstance(point.sender, BiasSetCodec):
-            rows[-1]["bias_set"] = unpack(data).side_info[0]
+            rows[-1]["bias_set"] = point.sender.codec.side_info(data)[0]
         rows[-1] |= getattr(point.sender, "last_encode_info", {})  # side-information sizes, filter choices
         if task is not None:
             predictions[name] = _numpy(task.predict(x_hat[None])[0])
@@ -174,9 +174,10 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    summary = {"name": point.name, "source": point.source, "scale": point.scale, "images": len(rows)}
+    summary = {"name": point.name, "source": point.source, "scale": point.scale, "images": len(rows), "codec_settings": settings_of(point.sender)}
     summary["skipped_images"] = len(getattr(dataset, "skipped", ()))
-    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "file_bpp", "container_bytes", "psnr", "ms_ssim", "checkerboard", "encode_s", "decode_s", "bpp_est") if k in rows[0]}
+    summary["yuv_psnr_matrix"] = yuv_matrix
+    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "file_bpp", "container_bytes", "psnr", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim", "checkerboard", "encode_s", "decode_s", "bpp_est") if k in rows[0]}
     if "side_info_bytes" in rows[0]:
         summary["side_info_bpp"] = float(np.mean([8 * r["side_info_bytes"] / (r["height"] * r["width"]) for r in rows]))
     choices = sorted(k for k in rows[0] if k.startswith("choice_"))
@@ -207,7 +208,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     points = build_rate_points(cfg.codec, cfg.device)
     with torch.inference_mode():
         for point in points:
-            summary = evaluate_rate_point(point, dataset, out_root / point.name, task)
+            summary = evaluate_rate_point(point, dataset, out_root / point.name, task, cfg.get("yuv_psnr_matrix", "bt601"))
             log.info("%s: %s", point.name, {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()})
             summaries.append(summary)
     (out_root / "summaries.json").write_text(json.dumps(summaries, indent=2) + "\n")
@@ -224,7 +225,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
 
 
 def _cell(value):
-    return json.dumps(value) if isinstance(value, list) else value  # W&B table cells are scalars
+    return json.dumps(value) if isinstance(value, (list, dict)) else value  # W&B table cells are scalars
 
 
 def _log_filter_usage(logger: WandbLogger, summaries: list[dict]) -> None:
