@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed-stamp
 EXTRAS  ?= test,optuna,slurm
 ARGS    ?=
 
-.PHONY: install train test test-slow bench bench-postfilters clean
+.PHONY: install train test test-slow bench bench-postfilters bench-anchors clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: install
 ## methods 1 and 9: BD-rate / PSNR-gain / update-size tables against HEVC -> bench-results/postfilter_tables.*
 bench-postfilters: install
 	$(PY) -m benchmarks.postfilter_tables --out bench-results/postfilter_tables.json
+
+## the conventional anchors against HEVC (BD-rate on RGB PSNR and PSNR-YUV), settings included -> bench-results/anchor_table.json
+bench-anchors: install
+	$(PY) -m benchmarks.anchor_table --out bench-results/anchor_table.json
 
 clean:
 	rm -rf $(VENV) logs outputs multirun bench-results .pytest_cache

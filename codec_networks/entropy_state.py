@@ -42,3 +42,4 @@ def fingerprint(model: torch.nn.Module, size: int = 4) -> bytes:
 def count_streams(model: torch.nn.Module) -> int:
     """How many rANS strings compress() writes: one per entropy model (a hyperprior: z and y)."""
     return sum(isinstance(m, EntropyModel) for m in model.modules())
+

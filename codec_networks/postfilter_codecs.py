@@ -42,7 +42,22 @@ def block_means(values: torch.Tensor, block: int) -> torch.Tensor:
     return F.avg_pool2d(values[:, None], block, block, ceil_mode=True)[:, 0]
 
 
-class BlockFilterCodec:
+class _FilteredCodec:
+    """What both post-filter codecs share: the stream layout and the settings they report."""
+
+    inner: ImageCodec
+    name: str
+
+    @property
+    def settings(self) -> dict:
+        return settings_of(self.inner) | {"postfilter": self.postfilter_settings()}
+
+    def payload_bytes(self, data: bytes) -> int:
+        side, payload = unframe(data, self.name)
+        return len(side) + payload_bytes(self.inner, payload)  # side information is payload: it is the method's
+
+
+class BlockFilterCodec(_FilteredCodec):
     def __init__(self, inner: ImageCodec, bank: FilterBank, qp: float, block_size: int = 128, objective: str = "mse", task=None, device: str = "cpu"):
         if objective not in ("mse", "task"):
             raise ValueError(f"objective must be mse or task, got {objective!r}")
@@ -92,14 +107,6 @@ class BlockFilterCodec:
         self.last_encode_info = {"side_info_bytes": len(side), **{f"choice_{j}": int(c) for j, c in enumerate(counts)}}
         return frame(side, payload)
 
-    @property
-    def settings(self) -> dict:
-        return settings_of(self.inner) | {"postfilter": self.postfilter_settings()}
-
-    def payload_bytes(self, data: bytes) -> int:
-        side, payload = unframe(data, self.name)
-        return len(side) + payload_bytes(self.inner, payload)  # side information is payload: it is the method's
-
     def decode(self, data: bytes) -> torch.Tensor:
         side, payload = unframe(data, self.name)
         decoded = self.inner.decode(payload)
@@ -117,7 +124,7 @@ def parameter_names(net: torch.nn.Module, params: str) -> list[str]:
     return [n for n, _ in net.named_parameters() if params == "all" or n.endswith("bias")]
 
 
-class AdaptedFilterCodec:
+class AdaptedFilterCodec(_FilteredCodec):
     """params: 'bias' (method 9), 'all' (the full-finetuning comparison) or 'none' (the filter as trained).
     step: quantisation step of the parameter deltas; their integers are Laplace/rANS-coded."""
 
@@ -181,14 +188,6 @@ class AdaptedFilterCodec:
                 side, self.last_filter = encode_integers(integers), tuned
         self.last_encode_info = {"side_info_bytes": len(side)}
         return frame(side, payload)
-
-    @property
-    def settings(self) -> dict:
-        return settings_of(self.inner) | {"postfilter": self.postfilter_settings()}
-
-    def payload_bytes(self, data: bytes) -> int:
-        side, payload = unframe(data, self.name)
-        return len(side) + payload_bytes(self.inner, payload)  # side information is payload: it is the method's
 
     def decode(self, data: bytes) -> torch.Tensor:
         side, payload = unframe(data, self.name)

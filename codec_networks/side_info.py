@@ -13,7 +13,9 @@ import torch
 from compressai._CXX import pmf_to_quantized_cdf
 from compressai.ans import RansDecoder, RansEncoder
 
+from codec_networks.bitstream import read_varint, write_varint
 from conventional_codecs.base import CodecError
+from vcmlab.errors import BitstreamError
 
 PRECISION = 16  # CompressAI's entropy_coder_precision
 TAIL_MASS = 1e-6  # probability left for the escape symbol (out-of-range values)
@@ -78,25 +80,15 @@ def _support(scale: float) -> int:
 
 def frame(side_info: bytes, payload: bytes) -> bytes:
     """varint(len(side_info)) | side_info | payload."""
-    n, prefix = len(side_info), bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        prefix.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(prefix) + side_info + payload
+    return write_varint(len(side_info)) + side_info + payload
 
 
 def unframe(data: bytes, codec: str) -> tuple[bytes, bytes]:
     """(side_info, payload); a clear error for truncated input."""
-    n, shift, pos = 0, 0, 0
-    while True:
-        if pos >= len(data) or shift > 28:
-            raise CodecError(f"{codec}: truncated or corrupt side-information header")
-        byte = data[pos]
-        n |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not byte & 0x80:
-            break
+    try:
+        n, pos = read_varint(data, 0, "side-information length")
+    except BitstreamError:
+        raise CodecError(f"{codec}: truncated or corrupt side-information header") from None
     if pos + n > len(data):
         raise CodecError(f"{codec}: truncated stream: side information announces {n} bytes, {len(data) - pos} left")
     return bytes(data[pos : pos + n]), bytes(data[pos + n :])

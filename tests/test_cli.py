@@ -71,6 +71,8 @@ def test_vcm_eval_writes_real_bitstreams_and_summaries(trained_run, tmp_path):
     # the direction on a model whose latents are in range)
     s0 = summaries[0]
     assert s0["bpp_est"] > 0 and s0["bit_overhead_percent"] == pytest.approx(100 * (s0["bpp"] / s0["bpp_est"] - 1))
+    # validation converged the quantiles in place (LearnedCodec), so the checkpoint written after it carries them
+    assert s0["aux_loss_checkpoint"] < 1.0 and "were not converged" not in result.stderr
     with open(out / "rate_point_0" / "per_image.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["chelsea", "rocket"]
@@ -124,3 +126,17 @@ def test_default_experiment_end_to_end(tmp_path):
         "rate_point_step0000150.ckpt", "rate_point_step0000300.ckpt"
     ]
     assert list((run / "wandb").glob("offline-run-*"))
+
+
+def test_vcm_eval_warns_about_unconverged_quantiles(trained_run, tmp_path):
+    import torch
+
+    checkpoint = torch.load(trained_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    key = "codec.entropy_bottleneck.quantiles"
+    checkpoint["state_dict"][key] = torch.tensor([-10.0, 0.0, 10.0]).expand_as(checkpoint["state_dict"][key]).clone()
+    torch.save(checkpoint, tmp_path / "raw.ckpt")  # quantiles as initialised: what an early stop leaves
+    result = run_cli("vcm-eval", f"codec.ckpt_paths={tmp_path / 'raw.ckpt'}", f"hydra.run.dir={tmp_path / 'out'}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the entropy bottlenecks' quantiles were not converged" in result.stdout + result.stderr
+    summary = json.loads((tmp_path / "out" / "summaries.json").read_text())[0]
+    assert summary["aux_loss_checkpoint"] > 100

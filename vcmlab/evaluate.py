@@ -16,6 +16,7 @@ import csv
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,9 @@ from vcmlab.rd_plot import plot_rd_curves, read_summaries
 log = logging.getLogger(__name__)
 
 
+AUX_LOSS_CONVERGED = 1.0  # CompressAI's aux loss of a converged bottleneck: ~1e-3; an untrained one: ~1e3
+
+
 @dataclass
 class RatePoint:
     name: str
@@ -71,6 +75,11 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
 
         def make_codec(i: int, refine: bool) -> ImageCodec:
             learned = LearnedCodec(load_codec(paths[i]), device, latent_refiner=refiner if refine else None)
+            if refine and learned.aux_loss_before > AUX_LOSS_CONVERGED:
+                message = (f"{paths[i]}: the entropy bottlenecks' quantiles were not converged (aux loss {learned.aux_loss_before:.4g}); "
+                           f"converged before coding ({learned.aux_loss:.2g}), sender and receiver alike. Train longer or check the aux optimizer.")
+                warnings.warn(message, stacklevel=2)
+                log.warning(message)
             return BiasSetCodec(learned, read_tensor_file(bias_sets[i], "codec.bias_sets file")) if bias_sets else learned
 
         return [RatePoint(f"rate_point_{i}", make_codec(i, True), make_codec(i, False), str(p)) for i, p in enumerate(paths)]
@@ -159,6 +168,7 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         })
         if isinstance(point.sender, LearnedCodec):
             rows[-1]["bpp_est"] = point.sender.estimated_bits(x) / (h * w)
+            rows[-1]["aux_loss_checkpoint"] = point.sender.aux_loss_before
         if isinstance(point.sender, BiasSetCodec):
             rows[-1]["bias_set"] = point.sender.codec.side_info(data)[0]
         rows[-1] |= getattr(point.sender, "last_encode_info", {})  # side-information sizes, filter choices
@@ -177,7 +187,7 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
     summary = {"name": point.name, "source": point.source, "scale": point.scale, "images": len(rows), "codec_settings": settings_of(point.sender)}
     summary["skipped_images"] = len(getattr(dataset, "skipped", ()))
     summary["yuv_psnr_matrix"] = yuv_matrix
-    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "file_bpp", "container_bytes", "psnr", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim", "checkerboard", "encode_s", "decode_s", "bpp_est") if k in rows[0]}
+    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "file_bpp", "container_bytes", "psnr", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim", "checkerboard", "encode_s", "decode_s", "bpp_est", "aux_loss_checkpoint") if k in rows[0]}
     if "side_info_bytes" in rows[0]:
         summary["side_info_bpp"] = float(np.mean([8 * r["side_info_bytes"] / (r["height"] * r["width"]) for r in rows]))
     choices = sorted(k for k in rows[0] if k.startswith("choice_"))
