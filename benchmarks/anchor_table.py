@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=Path, default=None, help="a folder of images (default: the held-out sample photos)")
     args = parser.parse_args(argv)
     work = args.out.parent / "anchor_table_runs"
-    data = [f"data=image_folder", "data.train_dir=null", f"data.test_dir={args.images}"] if args.images else []
+    data = ["data=image_folder", "data.train_dir=null", f"data.test_dir={args.images}"] if args.images else []
     runs = {name: evaluate(compose_config([*overrides, *data], work / name.replace(" ", "_").replace(":", ""), "eval"))
             for name, overrides in ANCHORS.items()}
     anchor = runs["hevc 4:2:0 8-bit"]

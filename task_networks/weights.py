@@ -5,7 +5,6 @@ import logging
 import warnings
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from vcmlab.checkpoints import safe_load
