@@ -44,7 +44,7 @@ def feature_distortion(task: TaskNetwork, outputs: torch.Tensor, original: torch
 
 
 class CompetitiveFiltersModule(RunConfigCheckpointing, pl.LightningModule):
-    """strategy: competitive (softmax(-D/T), T set by callbacks.TemperatureAnnealing), winner_takes_all,
+    """strategy: competitive (softmax(-D/T), T set by vcmlab.callbacks.TemperatureAnnealing), winner_takes_all,
     or independent (each block trains the filter of its texture quantile, fixed before training).
 
     distortion: mse (on the 0..255 scale, like the codec module's λ), task (task-feature MSE × task_scale),

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from callbacks import TemperatureAnnealing
+from vcmlab.callbacks import TemperatureAnnealing
 from codec_networks.postfilters import FilterBank, QPConditionedFilter
 from lightning_modules import CompetitiveFiltersModule
 from lightning_modules.competitive_assignment import assignment_weights, competitive_loss

@@ -89,3 +89,15 @@ def test_optuna_sweep_config_composes(tmp_path):
 def test_slurm_launcher_config_composes(tmp_path):
     cfg = compose_config(["hydra/launcher=slurm"], tmp_path)
     assert cfg.hydra.launcher.tasks_per_node == cfg.hydra.launcher.gpus_per_node
+
+
+def test_no_generic_top_level_import_name(tmp_path):
+    """callbacks/ installs as vcmlab.callbacks: a top-level `callbacks` would clash with the PyPI
+    distribution of that name. Checked from outside the source tree, as a user imports it."""
+    import subprocess
+    import sys
+
+    script = "import importlib.util, vcmlab.callbacks; print(importlib.util.find_spec('callbacks'), vcmlab.callbacks.RatePointCheckpoint.__name__)"
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["None", "RatePointCheckpoint"]

@@ -20,7 +20,7 @@ from codec_networks.registry import CODECS, check_arguments
 from vcmlab.errors import ConfigError
 
 _PLAIN = (int, float, bool, str, type(None))
-OWN_PACKAGES = {"vcmlab", "lightning_modules", "datamodules", "callbacks", "codec_networks", "task_networks", "vcm_metrics", "conventional_codecs"}
+OWN_PACKAGES = {"vcmlab", "lightning_modules", "datamodules", "codec_networks", "task_networks", "vcm_metrics", "conventional_codecs"}
 
 
 def check_config(cfg: DictConfig, skip: tuple[str, ...] = ("hydra",)) -> None:

@@ -12,9 +12,9 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from callbacks import PreemptionCheckpoint
 
 from vcmlab import CONF_DIR
+from vcmlab.callbacks import PreemptionCheckpoint
 from vcmlab.checkpoints import read_checkpoint
 from vcmlab.cli import report_user_errors
 from vcmlab.config_checks import check_config
