@@ -72,6 +72,10 @@ class LearnedCodec:
         max_pixels: int = MAX_PIXELS,
         converge: bool = True,
     ):
+        factor = getattr(model, "downsampling_factor", None)
+        if not isinstance(factor, int) or pad_multiple % factor:
+            raise InputError(f"{type(model).__name__} must state its downsampling_factor (an int dividing pad_multiple={pad_multiple}): "
+                             "the decoder derives the latent shape from it")
         self.device = torch.device(device)
         self.latent_refiner = latent_refiner
         self.model = model.to(self.device).eval()
@@ -83,11 +87,8 @@ class LearnedCodec:
         self.fingerprint = fingerprint(self.model, FINGERPRINT_BYTES)
         self.max_pixels = max_pixels
         self.n_streams = count_streams(self.model)
-        factor = getattr(self.model, "downsampling_factor", None)
-        if not isinstance(factor, int) or pad_multiple % factor:
-            raise InputError(f"{type(model).__name__} must state its downsampling_factor (an int dividing pad_multiple={pad_multiple}): "
-                             "the decoder derives the latent shape from it")
         self.symbols_per_pixel = self._measure_symbols()
+
     @torch.no_grad()
     def encode(self, image: torch.Tensor, side_info: bytes = b"") -> bytes:
         """Code one image (3, H, W) with values in [0, 1]; `side_info` bytes travel in the same stream."""

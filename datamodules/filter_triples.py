@@ -22,8 +22,8 @@ from conventional_codecs import ImageCodec
 from datamodules.base import check_count
 from datamodules.crops import crop_window
 from datamodules.decode_cache import DecodeCache
-from datamodules.image_datasets import BadImagePolicy, ImageTooSmallError, checked_load
-from datamodules.image_io import ImageReadError, list_images, load_rgb
+from datamodules.image_datasets import UNUSABLE_IMAGE_ERRORS, BadImagePolicy, checked_load
+from datamodules.image_io import list_images, load_rgb
 from datamodules.sample import TRAIN_IMAGES, VAL_IMAGES, sample_image_paths
 from vcmlab.errors import ConfigError
 
@@ -132,7 +132,7 @@ class FilterTriplesDataModule(pl.LightningDataModule):
         for path in paths:
             try:
                 image = checked_load(path, self.block_size, "data.block_size")
-            except (ImageReadError, ImageTooSmallError, FileNotFoundError) as err:
+            except UNUSABLE_IMAGE_ERRORS as err:
                 if self.on_bad_image == "error":
                     raise
                 warnings.warn(f"skipping unusable image ({err})", stacklevel=2)

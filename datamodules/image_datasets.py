@@ -31,7 +31,7 @@ def checked_load(path: Path, crop_size: int | None, setting: str = "data.crop_si
     return image
 
 
-_UNUSABLE = (ImageReadError, ImageTooSmallError, FileNotFoundError)
+UNUSABLE_IMAGE_ERRORS = (ImageReadError, ImageTooSmallError, FileNotFoundError)  # what on_bad_image=skip skips
 
 
 class SkippingDataset(Dataset):
@@ -57,7 +57,7 @@ class SkippingDataset(Dataset):
                 continue
             try:
                 return self.load_item(i)
-            except _UNUSABLE as err:
+            except UNUSABLE_IMAGE_ERRORS as err:
                 self._skip(i, err)
         raise InputError("every image of the dataset is unusable (see the warnings above)")
 
@@ -68,7 +68,7 @@ class SkippingDataset(Dataset):
                 continue
             try:
                 yield self.load_item(i)
-            except _UNUSABLE as err:
+            except UNUSABLE_IMAGE_ERRORS as err:
                 self._skip(i, err)
 
     def _skip(self, index: int, err: Exception) -> None:
