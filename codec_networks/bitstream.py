@@ -1,10 +1,10 @@
-"""Container format for one coded image (version 2, 9 bytes of container on top of the payload).
+"""Container format for one coded image (version 3, 9 bytes of container on top of the payload).
 
 CompressAI's compress() returns bare rANS strings; a file of those decodes to garbage with the wrong
 model or after a flipped bit. The container adds what a receiver needs to refuse such input, and
 nothing the receiver can derive (the latent shape follows from the image size and the model's
-stride, the number of streams from the model's entropy models, the last stream's length from the
-file's):
+stride, the last stream's length from the file's; a LearnedCodec writes a single stream shared by all
+its entropy models, so it carries no stream length at all):
 
     tag u8 (0xA0 | version << 1 | has side info) | model fingerprint 4 bytes
     | varint height | varint width | varint length of every stream but the last
@@ -13,7 +13,8 @@ file's):
 The CRC covers everything before it. Tag, fingerprint and CRC (IDENTITY_BYTES = 9) identify and
 protect the stream but carry nothing the decoder needs: summaries count them as container, the rest
 (image size, stream lengths, the streams, side information) as payload. A 640x480 image coded by a
-hyperprior model costs 14-16 bytes beyond its rANS strings. Side information of encoder-side methods
+LearnedCodec costs 13 bytes beyond its rANS stream (version 2 wrote one stream per entropy model:
+14-16 bytes, plus the second stream's 8-byte coder flush). Side information of encoder-side methods
 (filter indices, parameter updates, a bias-set index) travels in its own block, so its bytes count in
 the rate.
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from vcmlab.errors import BitstreamError
 
-VERSION = 2
+VERSION = 3
 _TAG_MAGIC, _TAG_MASK = 0xA0, 0xF0
 FINGERPRINT_BYTES = 4
 IDENTITY_BYTES = 1 + FINGERPRINT_BYTES + 4
@@ -88,8 +89,11 @@ def unpack(data: bytes, n_streams: int) -> Payload:
         raise BitstreamError("a version-1 vcmlab bitstream (47-byte container, before the compact format): re-encode it with this vcmlab")
     if not data or data[0] & _TAG_MASK != _TAG_MAGIC:
         raise BitstreamError("not a vcmlab bitstream (bad magic bits)")
-    if (data[0] >> 1) & 0x07 != VERSION:
-        raise BitstreamError(f"unsupported bitstream version {(data[0] >> 1) & 0x07} (this build reads {VERSION})")
+    version = (data[0] >> 1) & 0x07
+    if version == 2:
+        raise BitstreamError("a version-2 vcmlab bitstream (one rANS stream per entropy model, before the shared stream): re-encode it with this vcmlab")
+    if version != VERSION:
+        raise BitstreamError(f"unsupported bitstream version {version} (this build reads {VERSION})")
     if len(data) < IDENTITY_BYTES + 2:
         raise BitstreamError(f"truncated bitstream: {len(data)} bytes is shorter than the header")
     body, (crc,) = data[:-4], struct.unpack(">I", data[-4:])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, EntropyModel, GaussianConditional
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.utils import update_registered_buffers
 
 _CDF_BUFFERS = ["_quantized_cdf", "_offset", "_cdf_length"]
@@ -37,9 +37,4 @@ def fingerprint(model: torch.nn.Module, size: int = 4) -> bytes:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.digest()
-
-
-def count_streams(model: torch.nn.Module) -> int:
-    """How many rANS strings compress() writes: one per entropy model (a hyperprior: z and y)."""
-    return sum(isinstance(m, EntropyModel) for m in model.modules())
 

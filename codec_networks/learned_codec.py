@@ -11,7 +11,8 @@ from compressai.models import CompressionModel
 from compressai.models.google import get_scale_table
 
 from codec_networks.bitstream import FINGERPRINT_BYTES, IDENTITY_BYTES, Payload, pack, unpack
-from codec_networks.entropy_state import count_streams, fingerprint
+from codec_networks.entropy_state import fingerprint
+from codec_networks.one_stream import OneStream
 from codec_networks.padding import crop_to, pad_to_multiple
 from vcm_metrics.rate import bits_from_likelihoods
 from vcmlab.errors import BitstreamError, InputError
@@ -50,6 +51,9 @@ class _RefinedAnalysis(torch.nn.Module):
 class LearnedCodec:
     """Encoder and decoder around one CompressionModel.
 
+    All entropy models write into one rANS stream (`one_stream.py`): one 8-byte coder flush and no
+    stream lengths per image, whatever the number of latents.
+
     The CDF tables are built once here, with update(force=True, update_quantiles=True): CompressAI's
     bisection first sets the entropy bottlenecks' quantiles to where the aux loss wants them (in place,
     deterministic, ~0.04 s; a training run's validation thus leaves them converged in its checkpoints),
@@ -62,6 +66,8 @@ class LearnedCodec:
     type (and ideally the same machine type) as encoding: the hyper-decoder's floating-point output
     selects the CDFs, and CPU/GPU rounding differences can corrupt the decode (CompressAI #279, #309).
     """
+
+    n_streams = 1  # the container's view: one shared rANS stream
 
     def __init__(
         self,
@@ -86,7 +92,6 @@ class LearnedCodec:
         self.pad_multiple = pad_multiple
         self.fingerprint = fingerprint(self.model, FINGERPRINT_BYTES)
         self.max_pixels = max_pixels
-        self.n_streams = count_streams(self.model)
         self.symbols_per_pixel = self._measure_symbols()
 
     @torch.no_grad()
@@ -98,13 +103,13 @@ class LearnedCodec:
         if height * width > self.max_pixels:
             raise InputError(f"a {width}x{height} image is over this codec's limit of {self.max_pixels} pixels (max_pixels)")
         x = pad_to_multiple(image.to(self.device, torch.float32).unsqueeze(0), self.pad_multiple)
-        with self._refined_analysis():
+        stream = OneStream()
+        with self._refined_analysis(), stream.writing(self.model):
             out = self.model.compress(x)
-        streams = tuple(level[0] for level in out["strings"])
-        if len(streams) != self.n_streams or tuple(out["shape"]) != self.latent_shape(height, width):
-            raise RuntimeError(f"{type(self.model).__name__}.compress wrote {len(streams)} streams of shape {tuple(out['shape'])}, "
-                               f"the container expects {self.n_streams} of {self.latent_shape(height, width)}")
-        return pack(Payload(self.fingerprint, height, width, streams, bytes(side_info)))
+        if tuple(out["shape"]) != self.latent_shape(height, width):
+            raise RuntimeError(f"{type(self.model).__name__}.compress wrote a latent of shape {tuple(out['shape'])}, "
+                               f"the decoder will expect {self.latent_shape(height, width)}")
+        return pack(Payload(self.fingerprint, height, width, (stream.flush(),), bytes(side_info)))
 
     @contextmanager
     def _refined_analysis(self):
@@ -149,7 +154,8 @@ class LearnedCodec:
         if payload.height < 1 or payload.width < 1 or payload.height * payload.width > self.max_pixels:
             raise BitstreamError(f"the stream announces a {payload.width}x{payload.height} image (limit {self.max_pixels} pixels): its header is corrupt")
         try:
-            out = self.model.decompress(self._guarded(payload), torch.Size(self.latent_shape(payload.height, payload.width)))
+            with OneStream().reading(self.model, self._guarded(payload)):
+                out = self.model.decompress(self._no_strings(), torch.Size(self.latent_shape(payload.height, payload.width)))
         except (AssertionError, RuntimeError, ValueError, IndexError) as err:
             raise BitstreamError(f"the entropy decoder failed on this stream ({type(err).__name__}: {err}): it is corrupt") from None
         x_hat = out["x_hat"]
@@ -163,35 +169,37 @@ class LearnedCodec:
                 "latent_refiner": type(self.latent_refiner).__name__ if self.latent_refiner else None, "device": str(self.device)}
 
     @torch.no_grad()
-    def _measure_symbols(self) -> list[float]:
-        """Symbols per padded pixel in each stream, seen once by watching the entropy models' compress()
-        calls on a blank image (every latent scales with the image area)."""
-        calls: list[tuple[list, int]] = []
-        models = [m for m in self.model.modules() if isinstance(m, EntropyModel)]
-        for m in models:
-            def watched(inputs, *args, _compress=m.compress, **kwargs):
-                strings = _compress(inputs, *args, **kwargs)
-                calls.append((strings, inputs.numel()))
-                return strings
-            m.compress = watched  # an instance attribute over the method, removed below
+    def _measure_symbols(self) -> float:
+        """Symbols per padded pixel in the stream (every latent scales with the image area), seen once
+        on a blank image; also checks that the model's decompress() calls its entropy models in the
+        order compress() did, which one shared stream needs."""
         side = self.pad_multiple
-        try:
+        written = OneStream()
+        with written.writing(self.model):
             out = self.model.compress(torch.zeros(1, 3, side, side, device=self.device))
-        finally:
-            for m in models:
-                del m.compress
-        counts = [next((n for strings, n in calls if strings is level), None) for level in out["strings"]]
-        if None in counts:
-            raise InputError(f"{type(self.model).__name__}.compress returns strings its entropy models did not write")
-        return [n / side**2 for n in counts]
+        self.levels = len(out["strings"])
+        if any(s for level in out["strings"] for s in level):
+            raise InputError(f"{type(self.model).__name__}.compress writes strings of its own, outside its entropy models")
+        read = OneStream()
+        with read.reading(self.model, written.flush() + bytes(64)):
+            self.model.decompress(self._no_strings(), out["shape"])
+        if read.call_sizes != written.call_sizes:
+            raise InputError(f"{type(self.model).__name__} decodes its entropy models in another order ({read.call_sizes} symbols) "
+                             f"than it encodes them ({written.call_sizes}): it cannot share one rANS stream")
+        return sum(written.call_sizes) / side**2
 
-    def _guarded(self, payload: Payload) -> list[list[bytes]]:
-        """The streams with zero words appended. CompressAI's rANS decoder does not check bounds: a stream
+    def _no_strings(self) -> list[list[bytes]]:
+        """What decompress() gets for strings: its entropy models read the shared stream instead."""
+        return [[b""] for _ in range(self.levels)]
+
+    def _guarded(self, payload: Payload) -> bytes:
+        """The stream with zero words appended. CompressAI's rANS decoder does not check bounds: a stream
         shorter than its latent (a crafted header announcing a larger image) would make it read past
         the buffer (seen: a segfault). It reads at most one word per symbol, one more per 8 bypass bits
         and its own bytes, so this guard keeps every read inside memory the decoder owns."""
         area = math.prod(-(-n // self.pad_multiple) * self.pad_multiple for n in (payload.height, payload.width))
-        return [[s + bytes(4 * (2 * math.ceil(per * area) + len(s) + 64))] for s, per in zip(payload.streams, self.symbols_per_pixel)]
+        stream = payload.streams[0]
+        return stream + bytes(4 * (2 * math.ceil(self.symbols_per_pixel * area) + len(stream) + 64))
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int]:
         """The latent shape `compress` writes for an image of this size: the decoder derives it, the

@@ -32,7 +32,7 @@ def test_only_the_decoder_moves_and_the_bitstream_is_unchanged(trained_run, make
 
     image = load_rgb(sample_image_paths(VAL_IMAGES)[0])[:, :128, :192]
     original, finetuned = LearnedCodec(load_codec(source)), LearnedCodec(load_codec(tmp_path / "checkpoints" / "last.ckpt"))
-    a, b = unpack(original.encode(image), 2), unpack(finetuned.encode(image), 2)
+    a, b = unpack(original.encode(image), 1), unpack(finetuned.encode(image), 1)
     assert a.streams == b.streams and (a.height, a.width) == (b.height, b.width)  # the entropy-coded payload is byte-identical
     assert a.fingerprint != b.fingerprint  # the model id covers the (new) decoder weights
     assert not torch.equal(original.decode(original.encode(image)), finetuned.decode(finetuned.encode(image)))

@@ -5,10 +5,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+from compressai.entropy_models import EntropyBottleneck
+from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 
 from codec_networks import BitstreamError, LearnedCodec
+from vcmlab.errors import InputError
 from codec_networks.bitstream import Payload, pack, unpack
+from codec_networks.one_stream import OneStream
+from codec_networks.padding import pad_to_multiple
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +36,12 @@ def test_container_round_trip():
 
 
 def test_container_overhead_is_at_most_16_bytes(codec):
-    """A single image without side information: tag, fingerprint, sizes, one stream length, CRC."""
+    """A single image without side information: tag, fingerprint, sizes, CRC; z and y share one stream."""
     for height, width in ((480, 640), (1080, 1920), (70, 90)):
         torch.manual_seed(0)
         data = codec.encode(torch.rand(3, height, width) * 0.1 + 0.45)
-        streams = unpack(data, 2).streams
-        assert len(data) - sum(map(len, streams)) <= 16
+        streams = unpack(data, 1).streams
+        assert len(streams) == 1 and len(data) - len(streams[0]) <= 16
     old = b"VCML\x01" + bytes(60)
     with pytest.raises(BitstreamError, match="version-1 vcmlab bitstream .* re-encode"):
         codec.decode(old)
@@ -51,6 +55,7 @@ def test_container_overhead_is_at_most_16_bytes(codec):
         (lambda d: d[:30] + bytes([d[30] ^ 0x01]) + d[31:], "checksum"),
         (lambda d: b"JUNK" + d[4:], "magic"),
         (lambda d: bytes([0xA0 | 5 << 1]) + d[1:], "version 5"),
+        (lambda d: bytes([0xA0 | 2 << 1]) + d[1:], "version-2 vcmlab bitstream .* re-encode"),
         (lambda d: b"", "magic"),
     ],
 )
@@ -88,6 +93,48 @@ def test_stream_of_another_model_is_refused(codec, image):
         other.decode(codec.encode(image))
 
 
+def test_one_shared_stream_decodes_what_compressais_own_strings_decode_and_is_smaller(codec, image):
+    """z and y in one rANS stream: the same reconstruction as CompressAI's two strings, without the
+    second string's 8-byte coder flush."""
+    x = pad_to_multiple(image[None], 64)
+    own = codec.model.compress(x)
+    reference = codec.model.decompress(own["strings"], own["shape"])["x_hat"][0, :, :70, :90].clamp(0, 1)
+    shared = unpack(codec.encode(image), 1).streams[0]
+    assert torch.equal(codec.decode(codec.encode(image)), reference)
+    assert len(shared) <= sum(len(level[0]) for level in own["strings"]) - 6
+
+
+class _DecodesOutOfOrder(FactorizedPrior):
+    """Two entropy models, decoded in the reverse of the order they are encoded in."""
+
+    def __init__(self):
+        super().__init__(N=8, M=8)
+        self.coarse = EntropyBottleneck(8)
+
+    def compress(self, x):
+        y = self.g_a(x)
+        return {"strings": [self.entropy_bottleneck.compress(y), self.coarse.compress(y[..., ::2, ::2])], "shape": y.shape[-2:]}
+
+    def decompress(self, strings, shape):
+        self.coarse.decompress(strings[1], [(n + 1) // 2 for n in shape])
+        return {"x_hat": self.g_s(self.entropy_bottleneck.decompress(strings[0], shape))}
+
+
+def test_a_model_that_decodes_out_of_order_is_refused():
+    torch.manual_seed(0)
+    with pytest.raises(InputError, match="decodes its entropy models in another order"):
+        LearnedCodec(_DecodesOutOfOrder())
+
+
+@pytest.mark.parametrize("model", [FactorizedPrior(N=16, M=24), MeanScaleHyperprior(N=32, M=48)], ids=["factorized", "mean_scale"])
+def test_other_model_families_round_trip(image, model):
+    torch.manual_seed(0)
+    codec = LearnedCodec(model)
+    own = codec.model.compress(pad_to_multiple(image[None], 64))
+    reference = codec.model.decompress(own["strings"], own["shape"])["x_hat"][0, :, :70, :90].clamp(0, 1)
+    assert torch.equal(codec.decode(codec.encode(image)), reference)
+
+
 def test_mean_scale_hyperprior_round_trip(image):
     torch.manual_seed(0)
     codec = LearnedCodec(MeanScaleHyperprior(N=32, M=48))
@@ -100,12 +147,13 @@ def test_encode_rejects_wrong_shapes(codec):
 
 
 def entropy_decoded_latent(codec: LearnedCodec, data: bytes) -> torch.Tensor:
-    """ŷ as the hyperprior decoder gets it from the rANS streams, before the synthesis transform."""
+    """ŷ as the hyperprior decoder gets it from the rANS stream, before the synthesis transform."""
     payload = unpack(data, codec.n_streams)
     model = codec.model
-    z_hat = model.entropy_bottleneck.decompress([payload.streams[1]], torch.Size(codec.latent_shape(payload.height, payload.width)))
-    indexes = model.gaussian_conditional.build_indexes(model.h_s(z_hat))
-    return model.gaussian_conditional.decompress([payload.streams[0]], indexes, z_hat.dtype)
+    with OneStream().reading(model, payload.streams[0]):
+        z_hat = model.entropy_bottleneck.decompress([b""], torch.Size(codec.latent_shape(payload.height, payload.width)))
+        indexes = model.gaussian_conditional.build_indexes(model.h_s(z_hat))
+        return model.gaussian_conditional.decompress([b""], indexes, z_hat.dtype)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -181,7 +229,7 @@ def test_latent_refiner_changes_what_is_coded_but_not_the_decoder(codec, image):
     ],
 )
 def test_headers_announcing_impossible_sizes_are_refused(codec, image, change, message):
-    payload = dataclasses.replace(unpack(codec.encode(image), 2), **change)
+    payload = dataclasses.replace(unpack(codec.encode(image), 1), **change)
     with pytest.raises(BitstreamError, match=message):
         codec.decode(pack(payload))
 
@@ -190,7 +238,7 @@ def test_payload_altered_with_a_valid_checksum_never_decodes_to_non_finite_value
     """Bit flips in the rANS streams, CRC recomputed: the entropy decoder reads garbage latents; each
     decode is refused or finite and of the announced size. A payload whose latents are huge (here
     coded on purpose, 1e6 everywhere) overflows the synthesis transform's GDN layers: refused."""
-    payload = unpack(codec.encode(image), 2)
+    payload = unpack(codec.encode(image), 1)
     generator = torch.Generator().manual_seed(3)
     for _ in range(40):
         streams = [bytearray(s) for s in payload.streams]
@@ -218,13 +266,14 @@ def test_a_header_announcing_more_than_its_streams_hold_cannot_crash_the_decoder
     valid CRC announcing 2000x2000 made it read past its buffer and segfault. Run in a child process
     so that a crash fails this test instead of killing the suite."""
     torch.save(codec.model.state_dict(), tmp_path / "model.pt")
-    payload = unpack(codec.encode(image), 2)
+    payload = unpack(codec.encode(image), 1)
     for h, w in ((200, 90), (2000, 2000)):
         (tmp_path / f"{h}x{w}.bin").write_bytes(pack(dataclasses.replace(payload, height=h, width=w)))
     script = f"""
 import torch
 from compressai.models import ScaleHyperprior
 from codec_networks import BitstreamError, LearnedCodec
+from vcmlab.errors import InputError
 model = ScaleHyperprior(N=32, M=48)
 model.load_state_dict(torch.load({str(tmp_path / 'model.pt')!r}, weights_only=True))
 codec = LearnedCodec(model)
