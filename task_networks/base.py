@@ -9,8 +9,11 @@ class TaskNetwork(nn.Module):
     """A frozen task network T(.) for coding-for-machines losses and evaluation.
 
     Its parameters never train and it never leaves eval mode, whatever mode the LightningModule that
-    holds it is put into.
+    holds it is put into. `kind` says how its predictions are scored (vcmlab/task_evaluation.py):
+    "detection" (boxes, labels, scores [, masks]) or "classification" (ranked labels and scores).
     """
+
+    kind = "detection"
 
     def freeze(self) -> None:
         for p in self.parameters():
@@ -26,5 +29,6 @@ class TaskNetwork(nn.Module):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> list[dict]:
-        """Detections per image: dicts with boxes (K,4) xyxy pixels, labels (K,), scores (K,) [, masks]."""
+        """Per image: detections, dicts with boxes (K,4) xyxy pixels, labels (K,), scores (K,) [, masks];
+        or, for a classifier, the top classes best first: labels (k,), scores (k,)."""
         raise NotImplementedError

@@ -11,6 +11,7 @@ from task_networks import TaskNetwork
 from tests.conftest import SHARED_DATA
 from tests.test_datamodules import write_image
 from vcmlab.evaluate import RatePoint, evaluate_rate_point
+from vcmlab.task_evaluation import TaskScorer
 
 OIV6 = SHARED_DATA / "oiv6-mpeg-vcm"
 
@@ -43,9 +44,9 @@ def test_task_metrics_through_a_lossy_codec(tmp_path):
     assert sum(len(it["targets"]["boxes"]) for it in items) > 10
 
     codec = PillowCodec("jpeg", 50)
-    perfect = evaluate_rate_point(RatePoint("jpeg_q50", codec, codec, "jpeg"), dataset, tmp_path / "a", SizeOracle(truth))
+    perfect = evaluate_rate_point(RatePoint("jpeg_q50", codec, codec, "jpeg"), dataset, tmp_path / "a", TaskScorer(SizeOracle(truth)))
     assert perfect["map"] == pytest.approx(1.0) and perfect["coco_map"] == pytest.approx(1.0)
-    half = evaluate_rate_point(RatePoint("jpeg_q50", codec, codec, "jpeg"), dataset, tmp_path / "b", SizeOracle(truth, keep=2))
+    half = evaluate_rate_point(RatePoint("jpeg_q50", codec, codec, "jpeg"), dataset, tmp_path / "b", TaskScorer(SizeOracle(truth, keep=2)))
     assert half["map"] < 0.9 and half["bpp"] == perfect["bpp"]
     predictions = json.loads((tmp_path / "a" / "predictions.json").read_text())
     assert set(predictions) == set(ids) and np.array(predictions[ids[0]]["boxes"]).shape[1] == 4

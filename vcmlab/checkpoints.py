@@ -25,15 +25,24 @@ def safe_load(path: str | Path, what: str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
-    if not zipfile.is_zipfile(path):  # torch.save's format; a truncated file loses its zip directory
+    # torch.save's format is a zip (a truncated file loses its directory); files saved by torch < 1.6
+    # (some published weights) are a bare pickle stream, which weights_only=True reads as safely
+    if not zipfile.is_zipfile(path) and not _starts_like_a_pickle(path):
         raise CheckpointError(f"cannot read {what} {path}: truncated, corrupt or not a PyTorch checkpoint (no zip archive)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # weights_only refuses to build anything but tensors and containers
+        if "truncated" in str(err) or "ran out of input" in str(err).lower():
+            raise CheckpointError(f"cannot read {what} {path}: truncated or corrupt ({str(err).splitlines()[0]})") from None
         reason = next((line for line in str(err).splitlines() if "GLOBAL" in line or "Unsupported" in line), "objects other than tensors")
         raise CheckpointError(f"refusing {what} {path}: it holds pickled code or objects that weights_only=True does not load ({reason.strip()})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"cannot read {what} {path}: truncated, corrupt or not a PyTorch checkpoint ({str(err).splitlines()[0]})") from None
+
+
+def _starts_like_a_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 def read_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:

@@ -1,6 +1,8 @@
 """vcm-eval: code every image of a dataset into real bitstream files, at every rate point of a learned
 codec (one checkpoint each) or a conventional codec (QP ladder × resize ladder), decode them with a
-separately built receiver, and measure rate, quality and (with a task network) machine-task accuracy.
+separately built receiver, and measure rate, quality and (with a task network) machine-task accuracy
+against the annotations or, with `metric_reference=uncompressed`, against the task network's own
+predictions on the uncompressed images (vcmlab/task_evaluation.py).
 
 Outputs under the run directory: <rate point>/{bitstreams/, per_image.csv, predictions.json,
 summary.json}, summaries.json (all rate points, the input of vcm-bdrate) and rd_plot.png.
@@ -35,7 +37,7 @@ from conventional_codecs import ImageCodec, ScaledCodec
 from conventional_codecs.base import settings_of
 from conventional_codecs.container import SealedCodec, payload_bytes
 from task_networks import TaskNetwork
-from vcm_metrics import evaluate_coco, evaluate_openimages, ms_ssim, psnr, yuv_psnr
+from vcm_metrics import ms_ssim, psnr, yuv_psnr
 from vcm_metrics.artifacts import checkerboard_score
 from vcmlab import CONF_DIR
 from vcmlab.checkpoints import load_codec, load_filter_bank, read_tensor_file
@@ -44,6 +46,7 @@ from vcmlab.config_checks import check_config
 from vcmlab.errors import ConfigError, InputError
 from vcmlab.instantiate import instantiate_group
 from vcmlab.rd_plot import plot_rd_curves, read_summaries
+from vcmlab.task_evaluation import TaskScorer
 
 log = logging.getLogger(__name__)
 
@@ -124,28 +127,12 @@ def with_postfilter(codec: ImageCodec, bank, cfg: DictConfig, qp: float, device:
     return AdaptedFilterCodec(codec, bank.filters[adapt.filter_index], qp, adapt.params, adapt.steps, adapt.lr, adapt.step, device)
 
 
-def _numpy(prediction: dict) -> dict:
-    out = {k: v.detach().cpu().numpy() for k, v in prediction.items() if k in ("boxes", "labels", "scores")}
-    if "masks" in prediction:  # torchvision: (K, 1, H, W) probabilities
-        out["masks"] = prediction["masks"].detach().cpu().numpy()[:, 0] > 0.5
-    return out
-
-
-def task_metrics(ground_truth: dict, predictions: dict) -> dict[str, float]:
-    """OpenImages-protocol mAP@0.5 (boxes, and masks when both sides have them) and COCO mAP."""
-    metrics = {"map": evaluate_openimages(ground_truth, predictions)["map"]}
-    coco = evaluate_coco(ground_truth, predictions)
-    metrics |= {"coco_map": coco["map"], "coco_map50": coco["map50"]}
-    if all("masks" in g for g in ground_truth.values()) and all("masks" in p for p in predictions.values()):
-        metrics["map_segm"] = evaluate_openimages(ground_truth, predictions, use_masks=True)["map"]
-        metrics["coco_map_segm"] = evaluate_coco(ground_truth, predictions, "segm")["map"]
-    return metrics
-
-
-def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetwork | None, yuv_matrix: str = "bt601") -> dict:
+def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, scorer: TaskScorer | None, yuv_matrix: str = "bt601") -> dict:
     stream_dir = out_dir / "bitstreams"
     stream_dir.mkdir(parents=True, exist_ok=True)
-    rows, predictions, ground_truth = [], {}, {}
+    rows = []
+    if scorer is not None:
+        scorer.begin()
     items = dataset.usable_items() if hasattr(dataset, "usable_items") else (dataset[i] for i in range(len(dataset)))
     for item in tqdm(items, total=len(dataset), desc=point.name, unit="img"):
         x, name = item["image"], item["name"]
@@ -172,12 +159,8 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         if isinstance(point.sender, BiasSetCodec):
             rows[-1]["bias_set"] = point.sender.codec.side_info(data)[0]
         rows[-1] |= getattr(point.sender, "last_encode_info", {})  # side-information sizes, filter choices
-        if task is not None:
-            predictions[name] = _numpy(task.predict(x_hat[None])[0])
-            if "targets" in item:
-                t = item["targets"]
-                ground_truth[name] = {k: v.numpy() for k, v in t.items() if k in ("boxes", "labels", "is_group_of", "image_labels", "masks")}
-                ground_truth[name] |= {"height": h, "width": w}
+        if scorer is not None:
+            scorer.observe(name, x, x_hat, item)
     if not rows:
         raise InputError(f"{point.name}: no usable image in the dataset (all {len(dataset)} were skipped)")
     with open(out_dir / "per_image.csv", "w", newline="") as f:
@@ -196,11 +179,10 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, task: TaskNetw
         summary["filter_usage"] = (counts / counts.sum()).tolist()
     if "bpp_est" in summary:  # what the real bitstream costs beyond the entropy model's estimate
         summary["bit_overhead_percent"] = 100 * (summary["bpp"] / summary["bpp_est"] - 1)
-    if task is not None:
-        serialisable = {n: {k: v.tolist() for k, v in p.items() if k != "masks"} for n, p in predictions.items()}
+    if scorer is not None:
+        serialisable = {n: {k: v.tolist() for k, v in p.items() if k != "masks"} for n, p in scorer.predictions.items()}
         (out_dir / "predictions.json").write_text(json.dumps(serialisable))
-        if ground_truth:
-            summary |= task_metrics(ground_truth, predictions)
+        summary |= scorer.scores()
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -211,6 +193,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     datamodule.setup("test")
     dataset = datamodule.datasets[cfg.split if cfg.split in datamodule.datasets else "val"]
     task = instantiate(cfg.task) if cfg.get("task") else None
+    scorer = TaskScorer(task, cfg.get("metric_reference", "labels"), cfg.get("pseudo_gt_score", 0.5)) if task is not None else None
     out_root = Path(cfg.paths.output_dir)
     summaries = []
     # built outside inference mode: update() makes CDF and bound buffers that a latent refiner's
@@ -218,7 +201,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     points = build_rate_points(cfg.codec, cfg.device)
     with torch.inference_mode():
         for point in points:
-            summary = evaluate_rate_point(point, dataset, out_root / point.name, task, cfg.get("yuv_psnr_matrix", "bt601"))
+            summary = evaluate_rate_point(point, dataset, out_root / point.name, scorer, cfg.get("yuv_psnr_matrix", "bt601"))
             log.info("%s: %s", point.name, {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()})
             summaries.append(summary)
     (out_root / "summaries.json").write_text(json.dumps(summaries, indent=2) + "\n")

