@@ -6,10 +6,10 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 WEIGHTS := weights/.fetched-stamp
-EXTRAS  ?= test,optuna,slurm
+EXTRAS  ?= test,optuna,slurm,bench
 ARGS    ?=
 
-.PHONY: install weights train test test-slow bench bench-postfilters bench-anchors clean
+.PHONY: install weights train test test-slow bench bench-postfilters bench-anchors bench-machines clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench-postfilters: install
 ## the conventional anchors against HEVC (BD-rate on RGB PSNR and PSNR-YUV), settings included -> bench-results/anchor_table.json
 bench-anchors: install
 	$(PY) -m benchmarks.anchor_table --out bench-results/anchor_table.json
+
+## machine methods with the trained task networks: rate vs top-1 agreement / face mAP, BD-rates -> bench-results/machine_tables.json
+bench-machines: install
+	$(PY) -m benchmarks.machine_tables --out bench-results/machine_tables.json
 
 clean:
 	rm -rf $(VENV) logs outputs multirun bench-results .pytest_cache weights

@@ -14,7 +14,8 @@ from vcmlab.compose import compose_config
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 # Tiny codec and detector-free defaults keep a training step well under a second.
-FAST = ["model.N=32", "model.M=48", "data.crop_size=64", "data.val_crop_size=64", "data.batch_size=2", "data.train_repeats=1"]
+FAST = ["model.N=32", "model.M=48", "data.crop_size=64", "data.val_crop_size=64", "data.batch_size=2", "data.train_repeats=1",
+        "callbacks.anchor_comparison=null"]
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

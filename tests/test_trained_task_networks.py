@@ -100,3 +100,32 @@ def test_pseudo_ground_truth_scores_the_original_1_and_a_blank_image_0(faces, cl
                 scorer.observe(name, x, decode(x), {})
             scores = scorer.scores()
             assert scores["metric_reference"] == "uncompressed" and scores[key] == pytest.approx(expected), (task, scores)
+
+
+@pytest.mark.parametrize("task", ["mobilenet_v2", "mtcnn_faces"])
+@pytest.mark.parametrize("experiment", ["icm_e2e", "adversarial_finetune", "competitive_filters"])
+def test_every_machine_method_takes_the_trained_networks_unchanged(make_cfg, tmp_path, experiment, task):
+    from tests.conftest import FILTERS_FAST
+    from vcmlab.train import train
+
+    extra = {"icm_e2e": ["module.loss.keyframes=[]"], "adversarial_finetune": [],
+             "competitive_filters": [*FILTERS_FAST, f"data.cache_dir={tmp_path / 'cache'}", "module.distortion=task"]}[experiment]
+    fast = experiment != "competitive_filters"  # no codec network to shrink
+    metrics = train(make_cfg(f"experiment={experiment}", *extra, f"task={task}", "debug=fdr", "logger=none", fast=fast))
+    losses = {k: v for k, v in metrics.items() if "task" in k and "loss" in k} or {"train/loss": metrics["train/loss"]}
+    assert all(v > 0 and v == v for v in losses.values()), metrics
+
+
+def test_latent_finetuning_for_machines_takes_the_classifier(classifier, trained_run):
+    from codec_networks.latent_overfitting import LatentOverfitter
+    from vcmlab.checkpoints import load_codec
+
+    model = load_codec(trained_run / "checkpoints" / "last.ckpt").eval()
+    refiner = LatentOverfitter(steps=8, lr=2e-2, distortion_weight=0.0, task_weight=1.0, task=classifier, surrogate="ste")
+    x = photo("chelsea")[..., :128, :128]
+    with torch.no_grad():
+        y = model.g_a(x)
+    refined = refiner(model, x, y)
+    with torch.no_grad():
+        before, after = (float(refiner.objective(model, x, latent, 0)) for latent in (y, refined))
+    assert after < before and not any(p.grad is not None for p in classifier.parameters())

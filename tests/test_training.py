@@ -121,3 +121,19 @@ def test_unreadable_or_foreign_checkpoints_are_refused(tmp_path):
         load_codec(foreign)
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_codec(tmp_path / "missing.ckpt")
+
+
+def test_a_run_ends_with_the_codec_next_to_jpeg_and_webp_at_the_same_bpp(make_cfg, tmp_path):
+    from tests.conftest import FAST
+
+    overrides = [o for o in FAST if "anchor_comparison" not in o]
+    train(make_cfg(*overrides, "experiment=icm_e2e", "task=mobilenet_v2", "trainer.max_steps=2", "trainer.val_check_interval=2",
+                   "logger=none", "callbacks.rate_points.at_steps=[]", fast=False))
+    result = json.loads((tmp_path / "anchor_comparison.json").read_text())
+    learned, *anchors = result["rows"]
+    assert learned["name"] == "learned" and [a["name"].split("_q")[0] for a in anchors] == ["jpeg", "webp"]
+    assert all("top1_agreement" in row and 0 <= row["top1_agreement"] <= 1 for row in result["rows"])
+    for anchor in anchors:  # the anchor's quality is the one whose bpp is nearest the learned codec's
+        curve = result["curves"][anchor["name"].split("_q")[0]]
+        assert min(abs(p["bpp"] - learned["bpp"]) for p in curve) == abs(anchor["bpp"] - learned["bpp"]) and len(curve) >= 5
+    assert (tmp_path / "anchor_rd.png").stat().st_size > 0 and "| learned |" in (tmp_path / "anchor_comparison.md").read_text()

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-PANELS = (("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("map", "mAP@0.5 (OpenImages)"))
+PANELS = (("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("map", "mAP@0.5 (OpenImages)"), ("top1_agreement", "top-1 agreement"))
 
 
 def read_summaries(path: Path) -> list[dict]:

@@ -14,7 +14,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 
 from vcmlab import CONF_DIR
-from vcmlab.callbacks import PreemptionCheckpoint
+from vcmlab.callbacks import AnchorComparison, PreemptionCheckpoint
 from vcmlab.checkpoints import read_checkpoint
 from vcmlab.cli import report_user_errors
 from vcmlab.config_checks import check_config
@@ -67,6 +67,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         if rank_zero_only.rank == 0:
             log.info("final metrics: %s", {k: round(v, 5) for k, v in sorted(metrics.items())})
+            for table in (c.table for c in callbacks if isinstance(c, AnchorComparison) and c.table):
+                log.info(table)
         return metrics
     finally:
         if any(isinstance(lg, WandbLogger) for lg in loggers):
