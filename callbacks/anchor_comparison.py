@@ -70,9 +70,9 @@ def markdown(rows: list[dict]) -> str:
 
 class AnchorComparison(pl.Callback):
     """On fit end (rank zero): `anchor_comparison.{md,json}` and `anchor_rd.png` in the run directory,
-    the same table and plot in W&B; `table` holds the Markdown table (vcm-train logs it last). The learned codec is a copy of the
-    trained one (its CDF tables are built on the copy); JPEG and WebP (Pillow, 4:2:0) are each set
-    to the quality whose bpp is nearest the learned codec's."""
+    the same table and plot in W&B; `table` keeps the Markdown table (vcm-train logs it last). The
+    learned codec is a copy of the trained one (its CDF tables are built on the copy); JPEG and WebP
+    (Pillow, 4:2:0) are each set to the quality whose bpp is nearest the learned codec's."""
 
     def __init__(self, anchors: list[str] | None = None, max_images: int | None = None):
         self.anchors = list(anchors) if anchors is not None else ["jpeg", "webp"]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from compressai.models import CompressionModel, MeanScaleHyperprior, ScaleHyperprior
 
 from task_networks import TaskNetwork
+from vcm_metrics import mse_255
 
 Surrogate = Literal["noise", "ste", "sga"]
 
@@ -101,7 +102,7 @@ class LatentOverfitter:
         rate_w, dist_w, task_w = self.weights
         loss = rate_w * bits / (x.shape[0] * x.shape[-2] * x.shape[-1])
         if dist_w:
-            loss = loss + dist_w * F.mse_loss(x_hat, x) * 255.0**2
+            loss = loss + dist_w * mse_255(x_hat, x)
         if task_w:
             loss = loss + task_w * self.task.task_loss(x_hat.clamp(0, 1), x)
         return loss

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from codec_networks.parameter_vectors import flatten, unflatten
 from codec_networks.postfilters import FilterBank, QPConditionedFilter
 from codec_networks.side_info import decode_integers, decode_symbols, encode_integers, encode_symbols, frame, unframe
-from conventional_codecs.base import CodecError, ImageCodec, settings_of
+from conventional_codecs.base import ImageCodec, settings_of
 from conventional_codecs.container import payload_bytes
+from vcmlab.errors import BitstreamError
 
 
 def block_grid(height: int, width: int, block: int) -> tuple[int, int]:
@@ -113,7 +114,7 @@ class BlockFilterCodec(_FilteredCodec):
         rows, cols = block_grid(*decoded.shape[-2:], self.block_size)
         choices = torch.tensor(decode_symbols(side, rows * cols, self.bank.choice_pmf().tolist())).view(rows, cols)
         if choices.min() < 0 or choices.max() > len(self.bank):
-            raise CodecError(f"{self.name}: corrupt side information (filter index out of range)")
+            raise BitstreamError(f"{self.name}: corrupt side information (filter index out of range)")
         return self.compose(decoded, choices)
 
 

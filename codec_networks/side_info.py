@@ -14,7 +14,7 @@ from compressai._CXX import pmf_to_quantized_cdf
 from compressai.ans import RansDecoder, RansEncoder
 
 from codec_networks.bitstream import read_varint, write_varint
-from conventional_codecs.base import CodecError
+from vcmlab.errors import BitstreamError
 from vcmlab.errors import BitstreamError
 
 PRECISION = 16  # CompressAI's entropy_coder_precision
@@ -69,7 +69,7 @@ def encode_integers(values: torch.Tensor) -> bytes:
 
 def decode_integers(data: bytes, count: int) -> torch.Tensor:
     if not data or data[0] >= len(LAPLACE_SCALES):
-        raise CodecError("corrupt parameter update: bad Laplace scale index")
+        raise BitstreamError("corrupt parameter update: bad Laplace scale index")
     support = _support(LAPLACE_SCALES[data[0]])
     return torch.tensor(decode_symbols(data[1:], count, laplace_pmf(LAPLACE_SCALES[data[0]], support), offset=-support))
 
@@ -88,7 +88,7 @@ def unframe(data: bytes, codec: str) -> tuple[bytes, bytes]:
     try:
         n, pos = read_varint(data, 0, "side-information length")
     except BitstreamError:
-        raise CodecError(f"{codec}: truncated or corrupt side-information header") from None
+        raise BitstreamError(f"{codec}: truncated or corrupt side-information header") from None
     if pos + n > len(data):
-        raise CodecError(f"{codec}: truncated stream: side information announces {n} bytes, {len(data) - pos} left")
+        raise BitstreamError(f"{codec}: truncated stream: side information announces {n} bytes, {len(data) - pos} left")
     return bytes(data[pos : pos + n]), bytes(data[pos + n :])

@@ -7,11 +7,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from vcmlab.errors import ConfigError, InputError
-
-
-class CodecError(InputError):
-    """A stream that cannot be decoded, or a codec that cannot run here (missing encoder or binary)."""
+from vcmlab.errors import BitstreamError, CodecError, ConfigError, InputError  # noqa: F401 (CodecError: re-exported)
 
 
 @runtime_checkable
@@ -72,6 +68,6 @@ def with_size(height: int, width: int, payload: bytes) -> bytes:
 
 def split_size(data: bytes, codec: str) -> tuple[int, int, bytes]:
     if len(data) < _SIZE.size:
-        raise CodecError(f"{codec}: truncated stream ({len(data)} bytes)")
+        raise BitstreamError(f"{codec}: truncated stream ({len(data)} bytes)")
     height, width = _SIZE.unpack_from(data)
     return height, width, data[_SIZE.size :]

@@ -6,8 +6,8 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from vcmlab.errors import ConfigError
-from conventional_codecs.base import CodecError, check_int_range, from_uint8, to_uint8
+from vcmlab.errors import BitstreamError, ConfigError
+from conventional_codecs.base import check_int_range, from_uint8, to_uint8
 
 FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
 QUALITY = {"jpeg": (1, 100), "webp": (0, 100)}  # Pillow: JPEG above 95 is allowed but not advised
@@ -40,4 +40,4 @@ class PillowCodec:
                 image.load()
                 return from_uint8(np.asarray(image.convert("RGB")))
         except (UnidentifiedImageError, OSError) as err:
-            raise CodecError(f"{self.name}: cannot decode stream: {err}") from None
+            raise BitstreamError(f"{self.name}: cannot decode stream: {err}") from None

@@ -18,9 +18,9 @@ import os
 
 import av
 
-from conventional_codecs.base import CodecError, check_int_range, from_uint8, pad_to_even, split_size, to_uint8, with_size
+from conventional_codecs.base import check_int_range, from_uint8, pad_to_even, split_size, to_uint8, with_size
 from conventional_codecs.colour import ColourFormat, frame_from_planes, planes_from_frame
-from vcmlab.errors import ConfigError
+from vcmlab.errors import BitstreamError, CodecError, ConfigError
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration banner at info level
 
@@ -100,7 +100,7 @@ class PyAVIntraCodec:
             with av.open(io.BytesIO(payload), format=self.stream_format) as container:
                 frames = [planes_from_frame(f, self.colour) for f in container.decode(video=0)]
         except (av.error.FFmpegError, ValueError) as err:
-            raise CodecError(f"{self.name}: cannot decode stream: {err}") from None
+            raise BitstreamError(f"{self.name}: cannot decode stream: {err}") from None
         if len(frames) != 1 or frames[0][0].shape[0] < height or frames[0][0].shape[1] < width:
-            raise CodecError(f"{self.name}: stream decoded to {len(frames)} frames, expected one of at least {width}x{height}")
+            raise BitstreamError(f"{self.name}: stream decoded to {len(frames)} frames, expected one of at least {width}x{height}")
         return self.colour.from_planes(frames[0])[:, :height, :width]

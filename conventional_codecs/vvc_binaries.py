@@ -19,8 +19,8 @@ from pathlib import Path
 
 import av
 
-from vcmlab.errors import ConfigError
-from conventional_codecs.base import CodecError, check_int_range, from_uint8, pad_to_even, split_size, to_uint8, with_size
+from vcmlab.errors import BitstreamError, CodecError, ConfigError
+from conventional_codecs.base import check_int_range, from_uint8, pad_to_even, split_size, to_uint8, with_size
 from conventional_codecs.colour import ColourFormat, planes_from_frame
 
 DEFAULT_BINARIES = {"vtm": "EncoderAppStatic", "vvenc": "vvencapp"}
@@ -130,8 +130,8 @@ class VVCBinaryCodec:
                     with av.open(str(bitstream), format="vvc") as container:
                         frames = [planes_from_frame(f, self.colour) for f in container.decode(video=0)]
                 except (av.error.FFmpegError, ValueError) as err:
-                    raise CodecError(f"{self.name}: cannot decode stream: {err}") from None
+                    raise BitstreamError(f"{self.name}: cannot decode stream: {err}") from None
                 if len(frames) != 1:
-                    raise CodecError(f"{self.name}: stream decoded to {len(frames)} frames, expected 1")
+                    raise BitstreamError(f"{self.name}: stream decoded to {len(frames)} frames, expected 1")
                 planes = frames[0]
         return self.colour.from_planes(planes)[:, :height, :width]

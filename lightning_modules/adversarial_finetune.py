@@ -24,7 +24,7 @@ from codec_networks.latents import decoder_latent
 from codec_networks.padding import crop_to, pad_to_multiple
 from lightning_modules.checkpointing import CodecCheckpointing
 from task_networks import TaskNetwork
-from vcm_metrics import ms_ssim, psnr
+from vcm_metrics import ms_ssim, mse_255, psnr
 from vcm_metrics.artifacts import checkerboard_score
 from vcmlab.checkpoints import load_codec_weights
 
@@ -111,7 +111,7 @@ class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
         self.toggle_optimizer(opt_g)
         adversarial = generator_loss(self.discriminator(x_hat), self.gan_loss)
         task = self.task.task_loss(x_hat.clamp(0, 1), x, targets) if self.task is not None else x.new_zeros(())
-        mse = F.mse_loss(x_hat, x) * 255.0**2
+        mse = mse_255(x_hat, x)
         w = self.weights
         loss_g = w["adversarial"] * adversarial + w["task"] * task + w["mse"] * mse
         opt_g.zero_grad()

@@ -15,7 +15,7 @@ from codec_networks.padding import crop_to, pad_to_multiple
 from lightning_modules.checkpointing import CodecCheckpointing
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
 from task_networks import TaskNetwork
-from vcm_metrics import bits_from_likelihoods, ms_ssim, psnr
+from vcm_metrics import bits_from_likelihoods, ms_ssim, mse_255, psnr
 
 Distortion = Literal["mse", "ms_ssim"]
 
@@ -23,7 +23,7 @@ Distortion = Literal["mse", "ms_ssim"]
 def distortion_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: Distortion) -> torch.Tensor:
     """MSE on the 0..255 scale (so that weights read like CompressAI's λ), or 1 - MS-SSIM."""
     if kind == "mse":
-        return (x_hat - x).pow(2).mean() * 255.0**2
+        return mse_255(x_hat, x)
     if kind == "ms_ssim":
         return 1.0 - ms_ssim(x_hat, x).mean()
     raise ValueError(f"distortion must be 'mse' or 'ms_ssim', got {kind!r}")

@@ -21,6 +21,7 @@ from codec_networks.postfilters import FilterBank
 from lightning_modules.checkpointing import RunConfigCheckpointing
 from lightning_modules.competitive_assignment import Strategy, competitive_loss
 from task_networks import TaskNetwork
+from vcm_metrics import mse_255
 
 Distortion = Literal["mse", "task", "mix"]
 QP_SLOTS = 64  # integer QPs 0..63 (HEVC 0..51, VVC 0..63)
@@ -82,7 +83,7 @@ class CompetitiveFiltersModule(RunConfigCheckpointing, pl.LightningModule):
     # -- training ---------------------------------------------------------------------------------
     def distortions(self, outputs: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
         """(B, M) distortion of every filter output (B, M, 3, H, W)."""
-        mse = (outputs - original[:, None]).pow(2).flatten(2).mean(2) * 255.0**2
+        mse = mse_255(outputs, original[:, None], start_dim=2)
         if self.distortion == "mse":
             return mse
         task = feature_distortion(self.task, outputs, original) * self.task_scale

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from vcmlab.checkpoints import safe_load
+from vcmlab.checkpoints import load_into, safe_load
 from vcmlab.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,6 @@ def load_weights(module: nn.Module, checkpoint: str | None, what: str) -> None:
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as err:
-        first = str(err).splitlines()[:3]
-        raise CheckpointError(f"checkpoint {path} does not fit {what}: {' '.join(first)}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds {type(state).__name__}, not a state dict of {what}")
+    load_into(module, state, path, what)

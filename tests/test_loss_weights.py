@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from lightning_modules.loss_weights import LossWeightSchedule
 
@@ -41,3 +42,15 @@ def test_missing_keys_carry_over_from_previous_keyframe():
 def test_bad_keyframes_are_refused(frames, message):
     with pytest.raises(ValueError, match=message):
         LossWeightSchedule(keyframes=frames)
+
+
+def test_mse_255_is_on_the_8_bit_scale_overall_and_per_image():
+    from vcm_metrics import mse_255
+
+    x = torch.zeros(2, 3, 4, 4)
+    x_hat = x.clone()
+    x_hat[0] += 1 / 255
+    x_hat[1] += 3 / 255
+    assert mse_255(x_hat, x).item() == pytest.approx(5.0)  # (1 + 9) / 2
+    assert mse_255(x_hat, x, start_dim=1).tolist() == pytest.approx([1.0, 9.0])
+    assert mse_255(x_hat[:, None], x[:, None].expand(2, 2, 3, 4, 4), start_dim=2).shape == (2, 2)

@@ -8,6 +8,14 @@ _MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _KERNEL = 11
 
 
+def mse_255(x_hat: torch.Tensor, x: torch.Tensor, start_dim: int | None = None) -> torch.Tensor:
+    """MSE of [0, 1] images on the 0..255 scale, the distortion every training objective here uses (so
+    that its weight reads like CompressAI's λ): the mean over everything, or per leading index with
+    the dimensions from `start_dim` on averaged. Differentiable; x broadcasts against x_hat."""
+    error = (x_hat - x).pow(2)
+    return (error.mean() if start_dim is None else error.flatten(start_dim).mean(start_dim)) * 255.0**2
+
+
 def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """PSNR in dB per image of a (N, C, H, W) batch (data range 1)."""
     mse = (x_hat - x).pow(2).flatten(1).mean(1)

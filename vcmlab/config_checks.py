@@ -64,7 +64,9 @@ def _check_node(node: DictConfig, path: str) -> None:
         if isinstance(value, (DictConfig, ListConfig)):
             continue
         if not _fits(value, hints[key]):
-            raise ConfigError(f"{path}.{key}={value!r}: expected {_describe(hints[key])}, got {type(value).__name__}")
+            # an interpolation: name the key the value came from
+            origin = f" (from {OmegaConf.to_container(node, resolve=False)[key]})" if OmegaConf.is_interpolation(node, key) else ""
+            raise ConfigError(f"{path}.{key}={value!r}{origin}: expected {_describe(hints[key])}, got {type(value).__name__}")
 
 
 def _parameters(target: Any) -> tuple[set[str], dict[str, Any], bool]:

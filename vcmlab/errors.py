@@ -19,8 +19,14 @@ class CheckpointError(InputError):
     """A checkpoint that cannot be read, does not fit, or asks for something that is not allowed."""
 
 
-class BitstreamError(InputError):
-    """A bitstream that cannot be decoded: truncated, corrupted, or made by another model or codec."""
+class CodecError(InputError):
+    """A codec that cannot run here or refuses its input (a missing encoder or binary, a picture too small
+    for the encoder, an external encoder that failed); `BitstreamError` for undecodable streams."""
+
+
+class BitstreamError(CodecError):
+    """A bitstream that cannot be decoded: truncated, corrupted, or made by another model or codec; the
+    same error for learned streams, conventional streams and side information."""
 
 
 class Preempted(Exception):
