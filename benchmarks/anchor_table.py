@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vcm_metrics.bd_rate import BDRateError, bd_rate
 from vcmlab.compose import compose_config
-from vcmlab.evaluate import evaluate
+from vcmlab.evaluation import evaluate
 
 warnings.filterwarnings("ignore")
 

@@ -29,7 +29,7 @@ from datamodules.sample import sample_image_paths
 from vcm_metrics.bd_rate import BDRateError, bd_rate
 from vcmlab.compose import compose_config
 from vcmlab.errors import InputError
-from vcmlab.evaluate import evaluate
+from vcmlab.evaluation import evaluate
 from vcmlab.train import train
 
 warnings.filterwarnings("ignore")

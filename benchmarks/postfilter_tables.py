@@ -24,7 +24,7 @@ import numpy as np
 
 from vcm_metrics.bd_rate import BDRateError, bd_rate
 from vcmlab.compose import compose_config
-from vcmlab.evaluate import evaluate
+from vcmlab.evaluation import evaluate
 from vcmlab.train import train
 
 warnings.filterwarnings("ignore")

@@ -16,7 +16,7 @@ from conventional_codecs import PillowCodec
 from conventional_codecs.container import payload_bytes
 from vcm_metrics import psnr
 from vcmlab.rd_plot import plot_rd_curves
-from vcmlab.task_evaluation import TaskScorer
+from vcmlab.evaluation.task_scores import TaskScorer
 
 TASK_SCORES = ("top1_agreement", "top5_agreement", "map")
 

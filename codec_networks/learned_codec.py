@@ -6,7 +6,6 @@ from contextlib import contextmanager
 from typing import Callable
 
 import torch
-from compressai.entropy_models import EntropyModel
 from compressai.models import CompressionModel
 from compressai.models.google import get_scale_table
 

@@ -15,7 +15,6 @@ from compressai.ans import RansDecoder, RansEncoder
 
 from codec_networks.bitstream import read_varint, write_varint
 from vcmlab.errors import BitstreamError
-from vcmlab.errors import BitstreamError
 
 PRECISION = 16  # CompressAI's entropy_coder_precision
 TAIL_MASS = 1e-6  # probability left for the escape symbol (out-of-range values)

@@ -9,7 +9,7 @@ class TaskNetwork(nn.Module):
     """A frozen task network T(.) for coding-for-machines losses and evaluation.
 
     Its parameters never train and it never leaves eval mode, whatever mode the LightningModule that
-    holds it is put into. `kind` says how its predictions are scored (vcmlab/task_evaluation.py):
+    holds it is put into. `kind` says how its predictions are scored (vcmlab/evaluation/task_scores.py):
     "detection" (boxes, labels, scores [, masks]) or "classification" (ranked labels and scores).
     """
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,9 +17,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vcmlab import WEIGHTS_DIR
 from vcmlab.errors import CheckpointError
 
-DEFAULT_DIR = Path(os.environ.get("VCM_ROOT", ".")) / "weights"  # what conf/paths's weights_dir names
+DEFAULT_DIR = WEIGHTS_DIR  # what conf/paths's weights_dir names
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from vcmlab.checkpoints import AtomicCheckpointIO, read_checkpoint
 from vcmlab.cli import user_error
 from vcmlab.config_checks import check_config
 from vcmlab.errors import BitstreamError, CheckpointError, ConfigError, InputError
-from vcmlab.evaluate import build_rate_points, evaluate
+from vcmlab.evaluation import build_rate_points, evaluate
 from vcmlab.train import train
 
 

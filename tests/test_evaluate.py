@@ -10,8 +10,8 @@ from datamodules.openimages import OpenImagesDataset, read_subset_list
 from task_networks import TaskNetwork
 from tests.conftest import SHARED_DATA
 from tests.test_datamodules import write_image
-from vcmlab.evaluate import RatePoint, evaluate_rate_point
-from vcmlab.task_evaluation import TaskScorer
+from vcmlab.evaluation import RatePoint, evaluate_rate_point
+from vcmlab.evaluation import TaskScorer
 
 OIV6 = SHARED_DATA / "oiv6-mpeg-vcm"
 

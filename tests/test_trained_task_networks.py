@@ -10,7 +10,7 @@ from task_networks import ImageNetClassifier, MTCNNFaces
 from task_networks.weight_files import WEIGHT_FILES, require, sha256_of
 from vcmlab import PROJECT_ROOT
 from vcmlab.errors import CheckpointError
-from vcmlab.task_evaluation import TaskScorer
+from vcmlab.evaluation import TaskScorer
 
 WEIGHTS = PROJECT_ROOT / "weights"
 
