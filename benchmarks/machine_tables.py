@@ -27,6 +27,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from datamodules.sample import sample_image_paths
 from vcm_metrics.bd_rate import BDRateError, bd_rate
+from vcmlab.checkpoints import read_checkpoint
 from vcmlab.compose import compose_config
 from vcmlab.errors import InputError
 from vcmlab.evaluation import evaluate
@@ -63,12 +64,25 @@ def train_rate_points(experiment: str, args, root: Path) -> list[Path]:
                      "module.optimizer.lr=2e-3", "module.scheduler_interval=step", "callbacks.rate_points.at_steps=[]", "callbacks.anchor_comparison=null",
                      f"module.scheduler={{_target_:torch.optim.lr_scheduler.CosineAnnealingLR,_partial_:true,T_max:{args.steps},eta_min:1e-5}}",
                      *(ramp if experiment == "icm_e2e" else [])]
-        start = time.perf_counter()
-        train(compose_config(overrides, out))
-        GlobalHydra.instance().clear()
-        print(f"trained {experiment} w_d={weight:g} in {time.perf_counter() - start:.0f}s", flush=True)
-        paths.append(out / "checkpoints" / "last.ckpt")
+        checkpoint = out / "checkpoints" / "last.ckpt"
+        if args.reuse and _trained_as_asked(checkpoint, args.steps, weight):
+            print(f"reusing {checkpoint}", flush=True)
+        else:
+            start = time.perf_counter()
+            train(compose_config(overrides, out))
+            GlobalHydra.instance().clear()
+            print(f"trained {experiment} w_d={weight:g} in {time.perf_counter() - start:.0f}s", flush=True)
+        paths.append(checkpoint)
     return paths
+
+
+def _trained_as_asked(checkpoint: Path, steps: int, weight: float) -> bool:
+    """An earlier run's checkpoint that reached `steps` with this distortion weight (--reuse)."""
+    if not checkpoint.is_file():
+        return False
+    stored = read_checkpoint(checkpoint)
+    config = stored.get("vcmlab_config", {})
+    return stored.get("global_step") == steps and config.get("module", {}).get("loss", {}).get("distortion_weight") == weight
 
 
 def run_eval(codec_overrides: list[str], task: str, photos: Path, out: Path) -> list[dict]:
@@ -92,6 +106,7 @@ def main() -> None:
     parser.add_argument("--distortion-weights", type=float, nargs="+", default=[0.0025, 0.005, 0.01, 0.02])
     parser.add_argument("--frames-per-clip", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("bench-results/machine_tables.json"))
+    parser.add_argument("--reuse", action="store_true", help="keep checkpoints an earlier run of this benchmark trained with the same steps and weight")
     args = parser.parse_args()
     root = args.out.parent / "machine_tables"
     photos = root / "photos"

@@ -123,3 +123,20 @@ def test_pickled_code_in_a_file_is_never_run(tmp_path, monkeypatch, load):
     with pytest.raises(CheckpointError, match=r"refusing .*pickle.ckpt: it holds pickled code .*GLOBAL posix.system"):
         load(tmp_path / "pickle.ckpt")
     assert not (tmp_path / "exploited").exists()
+
+
+@pytest.mark.parametrize("legacy", ["torch_legacy", "bare_pickle"])
+def test_pickled_code_in_a_legacy_format_file_is_never_run(tmp_path, monkeypatch, legacy):
+    """Files in torch's pre-1.6 format (some published weights) are read too, under the same
+    weights_only unpickler: code in them is refused like code in a zip checkpoint."""
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "legacy.pth"
+    if legacy == "torch_legacy":
+        torch.save({"state_dict": {}, "payload": _Exploit()}, path, _use_new_zipfile_serialization=False)
+    else:
+        path.write_bytes(pickle.dumps({"payload": _Exploit()}, protocol=2))
+    with pytest.raises(CheckpointError, match="legacy.pth"):
+        load_weights(torch.nn.Linear(2, 2), str(path), "task network")
+    assert not (tmp_path / "exploited").exists()
