@@ -216,3 +216,16 @@ def test_openimages_instance_masks_are_resized_and_cropped(tmp_path):
     (masks / "a1_m2.png").write_bytes(b"broken")
     with pytest.raises(ImageReadError, match="a1_m2.png"):
         dataset[0]
+
+
+def test_a_training_set_smaller_than_one_batch_is_refused_not_silently_skipped():
+    from datamodules import SampleDataModule
+    from vcmlab.errors import ConfigError
+
+    datamodule = SampleDataModule(train_repeats=1, batch_size=8)  # 7 photos
+    datamodule.setup("fit")
+    with pytest.raises(ConfigError, match="training set has 7 items, fewer than batch_size=8"):
+        datamodule.train_dataloader()
+    datamodule = SampleDataModule(train_repeats=2, batch_size=8)
+    datamodule.setup("fit")
+    assert len(datamodule.train_dataloader()) == 1  # 14 items: one full batch
