@@ -14,6 +14,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from codec_networks import LearnedCodec
 from conventional_codecs import PillowCodec
 from conventional_codecs.container import payload_bytes
+from datamodules.image_datasets import usable_items
 from vcm_metrics import psnr
 from vcmlab.rd_plot import plot_rd_curves
 from vcmlab.evaluation.task_scores import TaskScorer
@@ -86,7 +87,7 @@ class AnchorComparison(pl.Callback):
         if network is None or datamodule is None or "val" not in getattr(datamodule, "datasets", {}):
             return
         dataset = datamodule.datasets["val"]
-        items = dataset.usable_items() if hasattr(dataset, "usable_items") else (dataset[i] for i in range(len(dataset)))
+        items = usable_items(dataset)
         images = {item["name"]: item["image"] for item, _ in zip(items, range(self.max_images or len(dataset)))}
         task = getattr(pl_module, "task", None)
         scorer = TaskScorer(task, "uncompressed") if task is not None else None

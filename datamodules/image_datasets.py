@@ -34,6 +34,14 @@ def checked_load(path: Path, crop_size: int | None, setting: str = "data.crop_si
 UNUSABLE_IMAGE_ERRORS = (ImageReadError, ImageTooSmallError, FileNotFoundError)  # what on_bad_image=skip skips
 
 
+def usable_items(dataset) -> Iterator[dict]:
+    """Every usable item of an evaluation split once: a SkippingDataset leaves its bad images out, any
+    other dataset gives all its items."""
+    if hasattr(dataset, "usable_items"):
+        return dataset.usable_items()
+    return (dataset[i] for i in range(len(dataset)))
+
+
 class SkippingDataset(Dataset):
     """Base for datasets whose items come from files. With on_bad_image='skip' an unusable file is
     reported with a warning (once); indexing (training) replaces it by the next usable item, while

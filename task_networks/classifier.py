@@ -8,7 +8,6 @@ import torch.nn.functional as F
 import torchvision
 
 from task_networks.base import TaskNetwork
-from task_networks.weight_files import require
 from task_networks.weights import load_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,7 +44,7 @@ class ImageNetClassifier(TaskNetwork):
         self.feature_stages = list(feature_stages) if feature_stages is not None else [3, 6, 13]
         if not all(0 <= s < len(self.model.features) for s in self.feature_stages):
             raise ValueError(f"task.feature_stages must lie in 0..{len(self.model.features) - 1}, got {self.feature_stages}")
-        load_weights(self.model, str(require(checkpoint)) if checkpoint else None, f"task network {arch}")
+        load_weights(self.model, checkpoint, f"task network {arch}")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.freeze()

@@ -14,7 +14,6 @@ from torch import nn
 from torchvision.ops import nms, roi_align
 
 from task_networks.base import TaskNetwork
-from task_networks.weight_files import require
 from task_networks.weights import load_weights
 
 
@@ -124,7 +123,7 @@ class MTCNNFaces(TaskNetwork):
         super().__init__()
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
         for net, path, name in ((self.pnet, pnet, "P-Net"), (self.rnet, rnet, "R-Net"), (self.onet, onet, "O-Net")):
-            load_weights(net, str(require(path)) if path else None, f"MTCNN {name}")
+            load_weights(net, path, f"MTCNN {name}")
         self.min_face_size, self.scale_factor, self.loss_scales = min_face_size, scale_factor, loss_scales
         self.thresholds = list(thresholds) if thresholds is not None else [0.6, 0.7, 0.7]
         if len(self.thresholds) != 3 or not 0 < scale_factor < 1 or min_face_size < 12:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
+from task_networks.weight_files import WEIGHT_FILES, require
 from vcmlab.checkpoints import load_into, safe_load
 from vcmlab.errors import CheckpointError
 
@@ -24,6 +25,8 @@ def load_weights(module: nn.Module, checkpoint: str | None, what: str) -> None:
         log.warning(message)
         return
     path = Path(checkpoint)
+    if path.name in WEIGHT_FILES:  # a shipped file: present and matching its sha256, or say how to fetch it
+        require(path)
     state = safe_load(path, f"{what} checkpoint")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):

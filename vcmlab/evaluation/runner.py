@@ -16,6 +16,7 @@ from conventional_codecs.base import settings_of
 from conventional_codecs.container import payload_bytes
 from vcm_metrics import ms_ssim, psnr, yuv_psnr
 from vcm_metrics.artifacts import checkerboard_score
+from datamodules.image_datasets import usable_items
 from vcmlab.errors import InputError
 from vcmlab.evaluation.rate_points import RatePoint
 from vcmlab.evaluation.task_scores import TaskScorer
@@ -27,7 +28,7 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, scorer: TaskSc
     rows = []
     if scorer is not None:
         scorer.begin()
-    items = dataset.usable_items() if hasattr(dataset, "usable_items") else (dataset[i] for i in range(len(dataset)))
+    items = usable_items(dataset)
     for item in tqdm(items, total=len(dataset), desc=point.name, unit="img"):
         x, name = item["image"], item["name"]
         start = time.perf_counter()
