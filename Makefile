@@ -6,10 +6,10 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 WEIGHTS := weights/.fetched-stamp
-EXTRAS  ?= test,optuna,slurm,bench
+EXTRAS  ?= test,lint,optuna,slurm,bench
 ARGS    ?=
 
-.PHONY: install weights train test test-slow bench bench-postfilters bench-anchors bench-machines clean
+.PHONY: install weights train lint format test test-slow bench bench-postfilters bench-anchors bench-machines clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ weights: $(WEIGHTS)
 ## the default experiment (icm_e2e) end to end on the bundled sample photos, on CPU; W&B offline
 train: install
 	$(VENV)/bin/vcm-train $(ARGS)
+
+## ruff lint and format check (CI runs this before the tests; `make format` fixes what it can)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 ## the fast test suite (CI runs this)
 test: install

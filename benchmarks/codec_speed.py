@@ -6,6 +6,7 @@
 Without --checkpoint the learned codec is an untrained bmshj2018-hyperprior (N=128, M=192): its speed is
 representative, its rate is not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,10 @@ def measure(codec, images: list[torch.Tensor], repeats: int) -> dict:
             codec.decode(data)
         best_dec = min(best_dec, time.perf_counter() - start)
     result = {
-        "encode_s_per_image": best_enc / len(images), "decode_s_per_image": best_dec / len(images),
-        "encode_mpixel_per_s": pixels / 1e6 / best_enc, "decode_mpixel_per_s": pixels / 1e6 / best_dec,
+        "encode_s_per_image": best_enc / len(images),
+        "decode_s_per_image": best_dec / len(images),
+        "encode_mpixel_per_s": pixels / 1e6 / best_enc,
+        "decode_mpixel_per_s": pixels / 1e6 / best_dec,
         "bpp": 8 * sum(map(len, streams)) / pixels,
     }
     if isinstance(codec, LearnedCodec):
@@ -57,16 +60,21 @@ def main() -> None:
     images = [load_rgb(p) for p in sample_image_paths(VAL_IMAGES)]
     model = load_codec(args.checkpoint) if args.checkpoint else ScaleHyperprior(N=128, M=192)
     codecs = {
-        "jpeg_q50": PillowCodec("jpeg", 50), "webp_q50": PillowCodec("webp", 50),
-        "hevc_qp32": PyAVIntraCodec("hevc", 32), "av1_qp36": PyAVIntraCodec("av1", 36),
+        "jpeg_q50": PillowCodec("jpeg", 50),
+        "webp_q50": PillowCodec("webp", 50),
+        "hevc_qp32": PyAVIntraCodec("hevc", 32),
+        "av1_qp36": PyAVIntraCodec("av1", 36),
         "learned": LearnedCodec(model),
     }
     with torch.inference_mode():
         results = {name: measure(codec, images, args.repeats) for name, codec in codecs.items()}
     report = {
-        "benchmark": "codec_speed", "images": [p.name for p in sample_image_paths(VAL_IMAGES)],
-        "learned_codec": str(args.checkpoint or "untrained ScaleHyperprior(N=128, M=192)"), "codecs": results,
-        "threads": torch.get_num_threads(), "platform": platform.platform(),
+        "benchmark": "codec_speed",
+        "images": [p.name for p in sample_image_paths(VAL_IMAGES)],
+        "learned_codec": str(args.checkpoint or "untrained ScaleHyperprior(N=128, M=192)"),
+        "codecs": results,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

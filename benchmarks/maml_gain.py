@@ -7,6 +7,7 @@ gradient steps on the latent (the inner loop at test time). Gain = objective bef
 
     python -m benchmarks.maml_gain --phase1-steps 200 --extra-steps 100 --out bench-results/maml_gain.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,12 @@ def run(overrides: list[str], out: Path) -> Path:
 def objectives(ckpt: Path, images: list[torch.Tensor], steps: int, lr: float) -> dict:
     decoder = LearnedCodec(load_codec(ckpt))
     plain = LearnedCodec(load_codec(ckpt))
-    adapted = LearnedCodec(load_codec(ckpt), latent_refiner=LatentOverfitter(
-        steps=steps, lr=lr, distortion_weight=LAMBDA, surrogate="noise", optimizer="normalized_gd"))
+    adapted = LearnedCodec(
+        load_codec(ckpt),
+        latent_refiner=LatentOverfitter(
+            steps=steps, lr=lr, distortion_weight=LAMBDA, surrogate="noise", optimizer="normalized_gd"
+        ),
+    )
 
     def objective(codec: LearnedCodec, image: torch.Tensor) -> float:
         data = codec.encode(image)
@@ -66,14 +71,31 @@ def main() -> None:
         phase1 = run(["experiment=lic_hyperprior", f"trainer.max_steps={args.phase1_steps}"], tmp / "phase1")
         total = args.phase1_steps + args.extra_steps
         plain = run(["experiment=lic_hyperprior", f"trainer.max_steps={total}", f"ckpt_path={phase1}"], tmp / "plain")
-        maml = run(["experiment=maml_l2c", f"trainer.max_steps={args.extra_steps}", f"module.codec_checkpoint={phase1}",
-                    f"module.inner_steps={args.inner_steps}", f"module.inner_lr={args.inner_lr}",
-                    f"module.second_order={not args.first_order}", "module.optimizer.lr=1e-3"], tmp / "maml")
-        results = {name: objectives(ckpt, images, args.inner_steps, args.inner_lr) for name, ckpt in (("plain", plain), ("maml", maml))}
+        maml = run(
+            [
+                "experiment=maml_l2c",
+                f"trainer.max_steps={args.extra_steps}",
+                f"module.codec_checkpoint={phase1}",
+                f"module.inner_steps={args.inner_steps}",
+                f"module.inner_lr={args.inner_lr}",
+                f"module.second_order={not args.first_order}",
+                "module.optimizer.lr=1e-3",
+            ],
+            tmp / "maml",
+        )
+        results = {
+            name: objectives(ckpt, images, args.inner_steps, args.inner_lr)
+            for name, ckpt in (("plain", plain), ("maml", maml))
+        }
     report = {
-        "benchmark": "maml_gain", "phase1_steps": args.phase1_steps, "extra_steps": args.extra_steps,
-        "inner_steps": args.inner_steps, "inner_lr": args.inner_lr, "second_order": not args.first_order,
-        "results": results, "maml_benefits_more": results["maml"]["gain"] > results["plain"]["gain"],
+        "benchmark": "maml_gain",
+        "phase1_steps": args.phase1_steps,
+        "extra_steps": args.extra_steps,
+        "inner_steps": args.inner_steps,
+        "inner_lr": args.inner_lr,
+        "second_order": not args.first_order,
+        "results": results,
+        "maml_benefits_more": results["maml"]["gain"] > results["plain"]["gain"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -3,6 +3,7 @@ detections per image (jittered ground truth plus random boxes of random verified
 
     python -m benchmarks.openimages_map_speed --out bench-results/openimages_map_speed.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,20 +26,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench-results/openimages_map_speed.json"))
     args = parser.parse_args()
-    annotations = read_annotations(args.data / "detection_validation_5k_bbox.csv", args.data / "detection_validation_labels_5k.csv")
+    annotations = read_annotations(
+        args.data / "detection_validation_5k_bbox.csv", args.data / "detection_validation_labels_5k.csv"
+    )
     rng = np.random.default_rng(0)
     classes = sorted({label for a in annotations.values() for label in a.labels})
     gt, det = {}, {}
     for image_id, a in annotations.items():
         boxes = np.array(a.boxes, dtype=float).reshape(-1, 4)
-        gt[image_id] = {"boxes": boxes, "labels": np.array(a.labels, dtype=object), "is_group_of": np.array(a.group_of),
-                        "image_labels": sorted(a.positive_labels | a.negative_labels)}
+        gt[image_id] = {
+            "boxes": boxes,
+            "labels": np.array(a.labels, dtype=object),
+            "is_group_of": np.array(a.group_of),
+            "image_labels": sorted(a.positive_labels | a.negative_labels),
+        }
         n_extra = args.detections - len(boxes)
         xy = rng.uniform(0, 0.8, (n_extra, 2))
         extra = np.column_stack([xy, xy + rng.uniform(0.05, 0.2, (n_extra, 2))])
         det[image_id] = {
             "boxes": np.concatenate([boxes + rng.normal(0, 0.02, boxes.shape), extra])[: args.detections],
-            "labels": np.concatenate([np.array(a.labels, dtype=object), rng.choice(classes, n_extra)])[: args.detections],
+            "labels": np.concatenate([np.array(a.labels, dtype=object), rng.choice(classes, n_extra)])[
+                : args.detections
+            ],
             "scores": rng.uniform(0, 1, max(args.detections, len(boxes)))[: args.detections],
         }
     times, result = [], None
@@ -47,8 +56,13 @@ def main() -> None:
         result = evaluate_openimages(gt, det)
         times.append(time.perf_counter() - start)
     report = {
-        "benchmark": "openimages_map_speed", "images": len(gt), "gt_boxes": int(sum(len(g["boxes"]) for g in gt.values())),
-        "detections_per_image": args.detections, "seconds_best": min(times), "seconds_all": times, "map": result["map"],
+        "benchmark": "openimages_map_speed",
+        "images": len(gt),
+        "gt_boxes": int(sum(len(g["boxes"]) for g in gt.values())),
+        "detections_per_image": args.detections,
+        "seconds_best": min(times),
+        "seconds_all": times,
+        "map": result["map"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -11,6 +11,7 @@ Defaults are CPU-sized (small filters, the sample photos, HEVC 'fast'). The mAP 
 data and real task weights: --eval-overrides data=openimages task=faster_rcnn task.checkpoint=... adds
 `map` to the metrics (--metrics psnr map).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,15 @@ warnings.filterwarnings("ignore")
 
 def train_bank(strategy: str, filters: int, args, out: Path) -> Path:
     overrides = [
-        "experiment=competitive_filters" if filters > 1 else "experiment=bias_finetune", "logger=none",
-        f"module.strategy={strategy}", f"module.filters.filters={filters}", f"trainer.max_steps={args.steps}",
-        f"data.qps={args.qps}", f"data.codec.preset={args.preset}", f"data.cache_dir={args.cache}", *args.train_overrides,
+        "experiment=competitive_filters" if filters > 1 else "experiment=bias_finetune",
+        "logger=none",
+        f"module.strategy={strategy}",
+        f"module.filters.filters={filters}",
+        f"trainer.max_steps={args.steps}",
+        f"data.qps={args.qps}",
+        f"data.codec.preset={args.preset}",
+        f"data.cache_dir={args.cache}",
+        *args.train_overrides,
     ]
     start = time.perf_counter()
     train(compose_config(overrides, out))
@@ -43,7 +50,9 @@ def train_bank(strategy: str, filters: int, args, out: Path) -> Path:
 
 
 def run_eval(overrides: list[str], args, out: Path) -> list[dict]:
-    cfg = compose_config([f"codec.ladder={args.qps}", f"codec.codec.preset={args.preset}", *overrides, *args.eval_overrides], out, "eval")
+    cfg = compose_config(
+        [f"codec.ladder={args.qps}", f"codec.codec.preset={args.preset}", *overrides, *args.eval_overrides], out, "eval"
+    )
     return evaluate(cfg)
 
 
@@ -91,42 +100,82 @@ def main() -> None:
     method1 = []
     for strategy in ("competitive", "independent", "winner_takes_all"):
         ckpt = train_bank(strategy, args.filters, args, work / f"train_{strategy}")
-        summaries = run_eval(["codec=hevc_postfilter", f"codec.postfilter.ckpt_path={ckpt}"], args, work / f"eval_{strategy}")
-        method1.append({
-            "strategy": strategy,
-            **{f"bd_rate_{m}": bd(anchor, summaries, m) for m in args.metrics},
-            "psnr_gain_db": float(np.mean([s["psnr"] - a["psnr"] for s, a in zip(summaries, anchor)])),
-            "side_info_bpp": float(np.mean([s["side_info_bpp"] for s in summaries])),
-            "filter_usage": {s["name"]: s["filter_usage"] for s in summaries},
-        })
+        summaries = run_eval(
+            ["codec=hevc_postfilter", f"codec.postfilter.ckpt_path={ckpt}"], args, work / f"eval_{strategy}"
+        )
+        method1.append(
+            {
+                "strategy": strategy,
+                **{f"bd_rate_{m}": bd(anchor, summaries, m) for m in args.metrics},
+                "psnr_gain_db": float(np.mean([s["psnr"] - a["psnr"] for s, a in zip(summaries, anchor)])),
+                "side_info_bpp": float(np.mean([s["side_info_bpp"] for s in summaries])),
+                "filter_usage": {s["name"]: s["filter_usage"] for s in summaries},
+            }
+        )
 
     base = train_bank("winner_takes_all", 1, args, work / "train_single")
     method9 = []
     for params in ("none", "bias", "all"):
-        summaries = run_eval(["codec=hevc_bias_finetune", f"codec.postfilter.ckpt_path={base}", f"codec.postfilter.adapt.params={params}",
-                              f"codec.postfilter.adapt.steps={args.adapt_steps}"], args, work / f"eval_adapt_{params}")
-        method9.append({
-            "adaptation": params,
-            "psnr_gain_db": float(np.mean([s["psnr"] - a["psnr"] for s, a in zip(summaries, anchor)])),
-            "update_bytes": update_bytes(work / f"eval_adapt_{params}"),
-            **{f"bd_rate_{m}": bd(anchor, summaries, m) for m in args.metrics},
-            "encode_s": float(np.mean([s["encode_s"] for s in summaries])),
-            "anchor_encode_s": float(np.mean([a["encode_s"] for a in anchor])),
-        })
+        summaries = run_eval(
+            [
+                "codec=hevc_bias_finetune",
+                f"codec.postfilter.ckpt_path={base}",
+                f"codec.postfilter.adapt.params={params}",
+                f"codec.postfilter.adapt.steps={args.adapt_steps}",
+            ],
+            args,
+            work / f"eval_adapt_{params}",
+        )
+        method9.append(
+            {
+                "adaptation": params,
+                "psnr_gain_db": float(np.mean([s["psnr"] - a["psnr"] for s, a in zip(summaries, anchor)])),
+                "update_bytes": update_bytes(work / f"eval_adapt_{params}"),
+                **{f"bd_rate_{m}": bd(anchor, summaries, m) for m in args.metrics},
+                "encode_s": float(np.mean([s["encode_s"] for s in summaries])),
+                "anchor_encode_s": float(np.mean([a["encode_s"] for a in anchor])),
+            }
+        )
 
-    lines = ["Method 1: HEVC + filters vs HEVC alone", "| strategy | " + " | ".join(f"BD-rate {m}" for m in args.metrics) + " | PSNR gain | index bpp |",
-             "|---|" + "---|" * (len(args.metrics) + 2)]
+    lines = [
+        "Method 1: HEVC + filters vs HEVC alone",
+        "| strategy | " + " | ".join(f"BD-rate {m}" for m in args.metrics) + " | PSNR gain | index bpp |",
+        "|---|" + "---|" * (len(args.metrics) + 2),
+    ]
     for row in method1:
-        lines.append(f"| {row['strategy']} | " + " | ".join(fmt(row[f'bd_rate_{m}'], '+.2f') + "%" for m in args.metrics)
-                     + f" | {row['psnr_gain_db']:+.3f} dB | {row['side_info_bpp']:.5f} |")
-    lines += ["", "Method 9: one filter, adapted per image", "| adaptation | PSNR gain | update bytes | " + " | ".join(f"BD-rate {m}" for m in args.metrics) + " | encode s |",
-              "|---|---|---|" + "---|" * (len(args.metrics) + 1)]
+        lines.append(
+            f"| {row['strategy']} | "
+            + " | ".join(fmt(row[f"bd_rate_{m}"], "+.2f") + "%" for m in args.metrics)
+            + f" | {row['psnr_gain_db']:+.3f} dB | {row['side_info_bpp']:.5f} |"
+        )
+    lines += [
+        "",
+        "Method 9: one filter, adapted per image",
+        "| adaptation | PSNR gain | update bytes | "
+        + " | ".join(f"BD-rate {m}" for m in args.metrics)
+        + " | encode s |",
+        "|---|---|---|" + "---|" * (len(args.metrics) + 1),
+    ]
     for row in method9:
-        lines.append(f"| {row['adaptation']} | {row['psnr_gain_db']:+.3f} dB | {row['update_bytes']:.0f} | "
-                     + " | ".join(fmt(row[f'bd_rate_{m}'], '+.2f') + "%" for m in args.metrics) + f" | {row['encode_s']:.2f} |")
+        lines.append(
+            f"| {row['adaptation']} | {row['psnr_gain_db']:+.3f} dB | {row['update_bytes']:.0f} | "
+            + " | ".join(fmt(row[f"bd_rate_{m}"], "+.2f") + "%" for m in args.metrics)
+            + f" | {row['encode_s']:.2f} |"
+        )
     print("\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "method1": method1, "method9": method9, "anchor": anchor}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "settings": {k: str(v) for k, v in vars(args).items()},
+                "method1": method1,
+                "method9": method9,
+                "anchor": anchor,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

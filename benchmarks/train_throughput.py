@@ -7,6 +7,7 @@ best of its repeats, timed after warm-up steps. Validation is off in both: this 
 
     python -m benchmarks.train_throughput --steps 60 --out bench-results/train_throughput.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,17 @@ warnings.filterwarnings("ignore")
 
 def compose_cfg(steps: int, out: Path, overrides: list[str]):
     cfg = compose_config(
-        ["experiment=lic_hyperprior", "logger=none", "callbacks=default", f"trainer.max_steps={steps}",
-         "+trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false", "~callbacks.model_checkpoint",
-         "~callbacks.last_checkpoint", *overrides],
+        [
+            "experiment=lic_hyperprior",
+            "logger=none",
+            "callbacks=default",
+            f"trainer.max_steps={steps}",
+            "+trainer.limit_val_batches=0",
+            "+trainer.enable_checkpointing=false",
+            "~callbacks.model_checkpoint",
+            "~callbacks.last_checkpoint",
+            *overrides,
+        ],
         out,
     )
     with open_dict(cfg):
@@ -79,8 +88,12 @@ def plain_run(steps: int, warmup: int, overrides: list[str]) -> float:
     datamodule.setup("fit")
     model = instantiate(cfg.model).train()
     params = dict(model.named_parameters())
-    optimizer = torch.optim.Adam([p for n, p in params.items() if not n.endswith(".quantiles")], lr=cfg.module.optimizer.lr)
-    aux_optimizer = torch.optim.Adam([p for n, p in params.items() if n.endswith(".quantiles")], lr=cfg.module.aux_optimizer.lr)
+    optimizer = torch.optim.Adam(
+        [p for n, p in params.items() if not n.endswith(".quantiles")], lr=cfg.module.optimizer.lr
+    )
+    aux_optimizer = torch.optim.Adam(
+        [p for n, p in params.items() if n.endswith(".quantiles")], lr=cfg.module.aux_optimizer.lr
+    )
     criterion = RateDistortionLoss(lmbda=cfg.module.loss.distortion_weight)
     step, images, start = 0, 0, None
     while step < steps:
@@ -111,7 +124,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench-results/train_throughput.json"))
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides applied to both, e.g. model.N=128 data.crop_size=256")
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides applied to both, e.g. model.N=128 data.crop_size=256"
+    )
     args = parser.parse_args()
 
     plain, framework = [], []
@@ -126,8 +141,12 @@ def main() -> None:
         "overhead_percent": 100 * (1 - best_framework / best_plain),
         "target_overhead_percent": 5.0,
         "runs": {"plain_pytorch": plain, "vcmlab": framework},
-        "steps": args.steps, "warmup": args.warmup, "overrides": args.overrides,
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "overrides": args.overrides,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

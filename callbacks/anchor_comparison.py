@@ -1,5 +1,6 @@
 """At the end of training: the trained codec through real bitstreams on the validation photos, next to
 JPEG and WebP at the same bpp on the same photos, so that a run says whether its codec works."""
+
 from __future__ import annotations
 
 import copy
@@ -16,8 +17,8 @@ from conventional_codecs import PillowCodec
 from conventional_codecs.container import payload_bytes
 from datamodules.image_datasets import usable_items
 from vcm_metrics import psnr
-from vcmlab.rd_plot import plot_rd_curves
 from vcmlab.evaluation.task_scores import TaskScorer
+from vcmlab.rd_plot import plot_rd_curves
 
 TASK_SCORES = ("top1_agreement", "top5_agreement", "map")
 
@@ -65,7 +66,11 @@ def markdown(rows: list[dict]) -> str:
     columns = ["name", "bpp", "psnr", *[k for k in TASK_SCORES if any(k in r for r in rows)]]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns) + " |")
+        lines.append(
+            "| "
+            + " | ".join(f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -98,12 +103,19 @@ class AnchorComparison(pl.Callback):
                 best, curves[kind] = at_bpp(kind, learned["bpp"], images, scorer)
                 rows.append(best)
         out = Path(trainer.default_root_dir)
-        self.table = f"the trained codec next to {' and '.join(self.anchors)} at the same bpp, on the validation images {', '.join(images)}:\n{markdown(rows)}"
+        self.table = (
+            f"the trained codec next to {' and '.join(self.anchors)} at the same bpp, on the "
+            f"validation images {', '.join(images)}:\n{markdown(rows)}"
+        )
         (out / "anchor_comparison.md").write_text(self.table + "\n")
-        (out / "anchor_comparison.json").write_text(json.dumps({"images": list(images), "rows": rows, "curves": curves}, indent=2) + "\n")
+        (out / "anchor_comparison.json").write_text(
+            json.dumps({"images": list(images), "rows": rows, "curves": curves}, indent=2) + "\n"
+        )
         plot = plot_rd_curves(curves, out / "anchor_rd.png")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 columns = list(dict.fromkeys(k for row in rows for k in row))
-                logger.log_table(key="anchors/comparison", columns=columns, data=[[row.get(c) for c in columns] for row in rows])
+                logger.log_table(
+                    key="anchors/comparison", columns=columns, data=[[row.get(c) for c in columns] for row in rows]
+                )
                 logger.log_image(key="anchors/rd_plot", images=[str(plot)])

@@ -1,4 +1,5 @@
 """One row per validation epoch with every validation metric: a W&B table and a CSV in the run dir."""
+
 from __future__ import annotations
 
 import csv
@@ -32,7 +33,9 @@ class MetricsTable(pl.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 data = [[row.get(c) for c in columns] for row in self.rows]
-                logger.log_table(key=f"{self.prefix}metrics_table", columns=columns, data=data, step=trainer.global_step)
+                logger.log_table(
+                    key=f"{self.prefix}metrics_table", columns=columns, data=data, step=trainer.global_step
+                )
 
     def state_dict(self) -> dict:
         return {"rows": self.rows}

@@ -1,4 +1,5 @@
 """Preemption: what a cluster's SIGTERM must leave behind."""
+
 from __future__ import annotations
 
 from pathlib import Path

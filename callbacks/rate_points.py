@@ -1,4 +1,5 @@
 """Method 6 takes its rate points as checkpoints along one run: save one at each given step."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,7 @@ class RatePointCheckpoint(pl.Callback):
     the loss schedule's stages). Called on every rank: Trainer.save_checkpoint writes on rank 0."""
 
     def __init__(self, at_steps: list[int], dirpath: str | None = None):
-        self.at_steps = sorted(set(int(s) for s in at_steps))
+        self.at_steps = sorted({int(s) for s in at_steps})
         self.dirpath = dirpath
         self.saved: list[str] = []
 

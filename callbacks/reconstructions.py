@@ -1,4 +1,5 @@
 """Side-by-side panels of original | decoded | error for the first validation images."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,4 +46,9 @@ class ReconstructionPanel(pl.Callback):
             save_image(panel, folder / f"step{trainer.global_step:07d}_{i}.png")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(key="val/reconstructions", images=list(self._panels), caption=self._captions, step=trainer.global_step)
+                logger.log_image(
+                    key="val/reconstructions",
+                    images=list(self._panels),
+                    caption=self._captions,
+                    step=trainer.global_step,
+                )

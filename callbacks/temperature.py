@@ -4,6 +4,7 @@ filter learns from every block) to `end` (winner takes all) over `steps` optimiz
 schedule: exponential (geometric interpolation), linear, or step (T × factor every `every` steps,
 never below `end`). T is a function of the global step only, so resuming restores it exactly.
 """
+
 from __future__ import annotations
 
 from typing import Literal

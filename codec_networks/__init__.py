@@ -1,4 +1,5 @@
 """Learned codec networks (built on CompressAI) and their real bitstreams."""
+
 from codec_networks.bitstream import BitstreamError
 from codec_networks.learned_codec import LearnedCodec
 

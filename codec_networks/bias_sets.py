@@ -5,6 +5,7 @@ and signals its index as side information (one byte, counted in the rate); the d
 Candidate 0 is always the trained biases, so a bias set can never make an image worse than the plain
 codec; candidates 1..K are the cluster centres.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -25,7 +26,9 @@ def decoder_biases(model) -> dict[str, torch.Tensor]:
 
 
 @torch.enable_grad()
-def overfit_biases(model, image: torch.Tensor, steps: int = 50, lr: float = 1e-3, pad_multiple: int = 64) -> torch.Tensor:
+def overfit_biases(
+    model, image: torch.Tensor, steps: int = 50, lr: float = 1e-3, pad_multiple: int = 64
+) -> torch.Tensor:
     """The g_s biases that minimise the MSE of one image (3, H, W) with everything else fixed."""
     x = pad_to_multiple(image[None].float(), pad_multiple)
     y_hat = decoder_latent(model, x)
@@ -70,7 +73,9 @@ class BiasSetCodec:
     def __init__(self, codec: LearnedCodec, bias_sets: torch.Tensor):
         trained = flatten(decoder_biases(codec.model))
         if bias_sets.dim() != 2 or bias_sets.shape[1] != trained.numel():
-            raise ValueError(f"bias sets of shape {tuple(bias_sets.shape)} do not fit this decoder ({trained.numel()} biases)")
+            raise ValueError(
+                f"bias sets of shape {tuple(bias_sets.shape)} do not fit this decoder ({trained.numel()} biases)"
+            )
         if len(bias_sets) > 255:
             raise ValueError("at most 255 bias sets (one-byte index, 0 = trained biases)")
         self.codec = codec
@@ -100,7 +105,9 @@ class BiasSetCodec:
         errors = []
         for vector in self.candidates:
             x_hat = functional_call(self.codec.model.g_s, unflatten(vector, params), (y_hat,), strict=False)
-            errors.append(F.mse_loss(crop_to(x_hat.clamp(0, 1), *image.shape[-2:]), x[..., : image.shape[-2], : image.shape[-1]]))
+            errors.append(
+                F.mse_loss(crop_to(x_hat.clamp(0, 1), *image.shape[-2:]), x[..., : image.shape[-2], : image.shape[-1]])
+            )
         return int(torch.stack(errors).argmin())
 
     def encode(self, image: torch.Tensor) -> bytes:
@@ -116,6 +123,8 @@ class BiasSetCodec:
     def decode(self, data: bytes) -> torch.Tensor:
         side = self.codec.side_info(data)
         if len(side) != 1 or side[0] >= len(self.candidates):
-            raise BitstreamError(f"bitstream carries bias-set side info {side!r}; this decoder has {len(self.candidates)} candidates")
+            raise BitstreamError(
+                f"bitstream carries bias-set side info {side!r}; this decoder has {len(self.candidates)} candidates"
+            )
         with self._biases(side[0]):
             return self.codec.decode(data)

@@ -18,6 +18,7 @@ LearnedCodec costs 13 bytes beyond its rANS stream (version 2 wrote one stream p
 (filter indices, parameter updates, a bias-set index) travels in its own block, so its bytes count in
 the rate.
 """
+
 from __future__ import annotations
 
 import struct
@@ -72,11 +73,14 @@ def pack(payload: Payload) -> bytes:
         raise ValueError("a payload needs at least one stream")
     side = bool(payload.side_info)
     parts = [
-        bytes([_TAG_MAGIC | VERSION << 1 | side]), payload.fingerprint,
-        write_varint(payload.height), write_varint(payload.width),
+        bytes([_TAG_MAGIC | VERSION << 1 | side]),
+        payload.fingerprint,
+        write_varint(payload.height),
+        write_varint(payload.width),
         *(write_varint(len(s)) for s in payload.streams[:-1]),
         write_varint(len(payload.side_info)) if side else b"",
-        *payload.streams, payload.side_info,
+        *payload.streams,
+        payload.side_info,
     ]
     body = b"".join(parts)
     return body + struct.pack(">I", zlib.crc32(body))
@@ -86,12 +90,17 @@ def unpack(data: bytes, n_streams: int) -> Payload:
     """The payload of a stream written for a model with `n_streams` entropy-coded streams."""
     data = bytes(data)
     if data[:4] == _VERSION_1_MAGIC:
-        raise BitstreamError("a version-1 vcmlab bitstream (47-byte container, before the compact format): re-encode it with this vcmlab")
+        raise BitstreamError(
+            "a version-1 vcmlab bitstream (47-byte container, before the compact format): re-encode it with this vcmlab"
+        )
     if not data or data[0] & _TAG_MASK != _TAG_MAGIC:
         raise BitstreamError("not a vcmlab bitstream (bad magic bits)")
     version = (data[0] >> 1) & 0x07
     if version == 2:
-        raise BitstreamError("a version-2 vcmlab bitstream (one rANS stream per entropy model, before the shared stream): re-encode it with this vcmlab")
+        raise BitstreamError(
+            "a version-2 vcmlab bitstream (one rANS stream per entropy model, before the shared stream): "
+            "re-encode it with this vcmlab"
+        )
     if version != VERSION:
         raise BitstreamError(f"unsupported bitstream version {version} (this build reads {VERSION})")
     if len(data) < IDENTITY_BYTES + 2:
@@ -111,7 +120,10 @@ def unpack(data: bytes, n_streams: int) -> Payload:
         side_length, pos = read_varint(body, pos, "side-information length")
     last = len(body) - pos - sum(lengths) - side_length
     if last < 0:
-        raise BitstreamError(f"bitstream length mismatch: the header announces {sum(lengths) + side_length} bytes of streams, {len(body) - pos} follow")
+        raise BitstreamError(
+            f"bitstream length mismatch: the header announces {sum(lengths) + side_length} bytes of streams, "
+            f"{len(body) - pos} follow"
+        )
     streams = []
     for n in [*lengths, last]:
         streams.append(body[pos : pos + n])

@@ -1,4 +1,5 @@
 """PatchGAN discriminator (pix2pix, Isola et al. 2017): one real/fake logit per overlapping patch."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -15,7 +16,11 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             out = channels * min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(width, out, 4, stride, 1), nn.InstanceNorm2d(out, affine=True), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                nn.Conv2d(width, out, 4, stride, 1),
+                nn.InstanceNorm2d(out, affine=True),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
             width = out
         layers.append(nn.Conv2d(width, 1, 4, 1, 1))
         self.net = nn.Sequential(*layers)

@@ -1,4 +1,5 @@
 """Helpers for the state of CompressAI entropy models inside larger modules."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,4 +38,3 @@ def fingerprint(model: torch.nn.Module, size: int = 4) -> bytes:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.digest()
-

@@ -8,6 +8,7 @@ annealing (SGA, Yang et al. 2020: a soft choice between floor and ceil whose tem
 near-hard rounding). The hyper-latent z always uses noise: it is recomputed from the final y when the
 bitstream is written. Supports CompressAI's ScaleHyperprior and MeanScaleHyperprior.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,9 @@ def relaxed_forward(model: CompressionModel, y: torch.Tensor, surrogate: Surroga
     elif isinstance(model, ScaleHyperprior):
         z = model.h_a(torch.abs(y))
     else:
-        raise NotImplementedError(f"latent overfitting supports ScaleHyperprior and MeanScaleHyperprior, not {type(model).__name__}")
+        raise NotImplementedError(
+            f"latent overfitting supports ScaleHyperprior and MeanScaleHyperprior, not {type(model).__name__}"
+        )
     z_hat, z_likelihood = model.entropy_bottleneck(z, training=True)
     params = model.h_s(z_hat)
     scales, means = params.chunk(2, 1) if isinstance(model, MeanScaleHyperprior) else (params, None)

@@ -1,4 +1,5 @@
 """What a CompressAI model's decoder sees."""
+
 from __future__ import annotations
 
 import torch

@@ -1,9 +1,10 @@
 """A trained CompressAI model as an image codec: tensor -> bytes -> tensor, through real rANS bitstreams."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 import torch
 from compressai.models import CompressionModel
@@ -15,7 +16,6 @@ from codec_networks.one_stream import OneStream
 from codec_networks.padding import crop_to, pad_to_multiple
 from vcm_metrics.rate import bits_from_likelihoods
 from vcmlab.errors import BitstreamError, InputError
-
 
 SCALE_TABLE = get_scale_table(levels=512)  # CompressAI's range (0.11..256), 8x finer
 
@@ -79,8 +79,11 @@ class LearnedCodec:
     ):
         factor = getattr(model, "downsampling_factor", None)
         if not isinstance(factor, int) or pad_multiple % factor:
-            raise InputError(f"{type(model).__name__} must state its downsampling_factor (an int dividing pad_multiple={pad_multiple}): "
-                             "the decoder derives the latent shape from it")
+            raise InputError(
+                f"{type(model).__name__} must state its downsampling_factor (an int dividing "
+                f"pad_multiple={pad_multiple}): "
+                "the decoder derives the latent shape from it"
+            )
         self.device = torch.device(device)
         self.latent_refiner = latent_refiner
         self.model = model.to(self.device).eval()
@@ -100,14 +103,18 @@ class LearnedCodec:
             raise InputError(f"encode expects one RGB image of shape (3, H, W), got {tuple(image.shape)}")
         height, width = image.shape[-2:]
         if height * width > self.max_pixels:
-            raise InputError(f"a {width}x{height} image is over this codec's limit of {self.max_pixels} pixels (max_pixels)")
+            raise InputError(
+                f"a {width}x{height} image is over this codec's limit of {self.max_pixels} pixels (max_pixels)"
+            )
         x = pad_to_multiple(image.to(self.device, torch.float32).unsqueeze(0), self.pad_multiple)
         stream = OneStream()
         with self._refined_analysis(), stream.writing(self.model):
             out = self.model.compress(x)
         if tuple(out["shape"]) != self.latent_shape(height, width):
-            raise RuntimeError(f"{type(self.model).__name__}.compress wrote a latent of shape {tuple(out['shape'])}, "
-                               f"the decoder will expect {self.latent_shape(height, width)}")
+            raise RuntimeError(
+                f"{type(self.model).__name__}.compress wrote a latent of shape {tuple(out['shape'])}, "
+                f"the decoder will expect {self.latent_shape(height, width)}"
+            )
         return pack(Payload(self.fingerprint, height, width, (stream.flush(),), bytes(side_info)))
 
     @contextmanager
@@ -151,12 +158,19 @@ class LearnedCodec:
                 f"this decoder is {self.fingerprint.hex()}): decode with the checkpoint that encoded it"
             )
         if payload.height < 1 or payload.width < 1 or payload.height * payload.width > self.max_pixels:
-            raise BitstreamError(f"the stream announces a {payload.width}x{payload.height} image (limit {self.max_pixels} pixels): its header is corrupt")
+            raise BitstreamError(
+                f"the stream announces a {payload.width}x{payload.height} image (limit {self.max_pixels} "
+                "pixels): its header is corrupt"
+            )
         try:
             with OneStream().reading(self.model, self._guarded(payload)):
-                out = self.model.decompress(self._no_strings(), torch.Size(self.latent_shape(payload.height, payload.width)))
+                out = self.model.decompress(
+                    self._no_strings(), torch.Size(self.latent_shape(payload.height, payload.width))
+                )
         except (AssertionError, RuntimeError, ValueError, IndexError) as err:
-            raise BitstreamError(f"the entropy decoder failed on this stream ({type(err).__name__}: {err}): it is corrupt") from None
+            raise BitstreamError(
+                f"the entropy decoder failed on this stream ({type(err).__name__}: {err}): it is corrupt"
+            ) from None
         x_hat = out["x_hat"]
         if not torch.isfinite(x_hat).all():
             raise BitstreamError("the stream decodes to NaN or infinite values: its payload is corrupt")
@@ -164,8 +178,13 @@ class LearnedCodec:
 
     @property
     def settings(self) -> dict:
-        return {"model": type(self.model).__name__, "fingerprint": self.fingerprint.hex(), "pad_multiple": self.pad_multiple,
-                "latent_refiner": type(self.latent_refiner).__name__ if self.latent_refiner else None, "device": str(self.device)}
+        return {
+            "model": type(self.model).__name__,
+            "fingerprint": self.fingerprint.hex(),
+            "pad_multiple": self.pad_multiple,
+            "latent_refiner": type(self.latent_refiner).__name__ if self.latent_refiner else None,
+            "device": str(self.device),
+        }
 
     @torch.no_grad()
     def _measure_symbols(self) -> float:
@@ -178,13 +197,17 @@ class LearnedCodec:
             out = self.model.compress(torch.zeros(1, 3, side, side, device=self.device))
         self.levels = len(out["strings"])
         if any(s for level in out["strings"] for s in level):
-            raise InputError(f"{type(self.model).__name__}.compress writes strings of its own, outside its entropy models")
+            raise InputError(
+                f"{type(self.model).__name__}.compress writes strings of its own, outside its entropy models"
+            )
         read = OneStream()
         with read.reading(self.model, written.flush() + bytes(64)):
             self.model.decompress(self._no_strings(), out["shape"])
         if read.call_sizes != written.call_sizes:
-            raise InputError(f"{type(self.model).__name__} decodes its entropy models in another order ({read.call_sizes} symbols) "
-                             f"than it encodes them ({written.call_sizes}): it cannot share one rANS stream")
+            raise InputError(
+                f"{type(self.model).__name__} decodes its entropy models in another order ({read.call_sizes} symbols) "
+                f"than it encodes them ({written.call_sizes}): it cannot share one rANS stream"
+            )
         return sum(written.call_sizes) / side**2
 
     def _no_strings(self) -> list[list[bytes]]:

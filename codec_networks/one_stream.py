@@ -10,11 +10,12 @@ them in the order they were written: this is correct for any model whose decompr
 entropy models in the order compress() did (z before y, as causality requires of a hyperprior);
 `call_sizes` lets a caller check that order once.
 """
+
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
@@ -39,7 +40,9 @@ class _SharedEncoder:
 
     def decode_with_indexes(self, _string, indexes, *_tables) -> list[int]:
         if not self._written or len(self._written[0]) != len(indexes):
-            raise RuntimeError("compress() decodes symbols it has not encoded first: this model cannot share one rANS stream")
+            raise RuntimeError(
+                "compress() decodes symbols it has not encoded first: this model cannot share one rANS stream"
+            )
         return self._written.popleft()
 
 

@@ -1,4 +1,5 @@
 """CompressAI's hyperprior models need sizes divisible by 64 (four stride-2 layers in g_a, two in h_a)."""
+
 from __future__ import annotations
 
 import torch

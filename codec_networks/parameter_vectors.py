@@ -1,5 +1,6 @@
 """Named parameter tensors as one flat vector and back: what side information about parameters (bias
 sets, parameter updates) is made of."""
+
 from __future__ import annotations
 
 import torch

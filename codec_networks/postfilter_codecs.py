@@ -12,6 +12,7 @@
 Stream: varint(len(side info)) | side info | conventional stream; every byte counts in the rate. The QP
 the filters are conditioned on is the conventional codec's (a real decoder reads it from its stream).
 """
+
 from __future__ import annotations
 
 import copy
@@ -59,7 +60,16 @@ class _FilteredCodec:
 
 
 class BlockFilterCodec(_FilteredCodec):
-    def __init__(self, inner: ImageCodec, bank: FilterBank, qp: float, block_size: int = 128, objective: str = "mse", task=None, device: str = "cpu"):
+    def __init__(
+        self,
+        inner: ImageCodec,
+        bank: FilterBank,
+        qp: float,
+        block_size: int = 128,
+        objective: str = "mse",
+        task=None,
+        device: str = "cpu",
+    ):
         if objective not in ("mse", "task"):
             raise ValueError(f"objective must be mse or task, got {objective!r}")
         if objective == "task" and task is None:
@@ -70,8 +80,13 @@ class BlockFilterCodec(_FilteredCodec):
         self.last_encode_info: dict = {}
 
     def postfilter_settings(self) -> dict:
-        return {"method": "per-block choice (method 1)", "filters": len(self.bank), "block_size": self.block_size,
-                "objective": self.objective, "qp": self.qp}
+        return {
+            "method": "per-block choice (method 1)",
+            "filters": len(self.bank),
+            "block_size": self.block_size,
+            "objective": self.objective,
+            "qp": self.qp,
+        }
 
     def _filtered(self, decoded: torch.Tensor, j: int) -> torch.Tensor:
         return run_filter(self.bank.filters[j], decoded, self.qp, self.device)
@@ -84,7 +99,10 @@ class BlockFilterCodec(_FilteredCodec):
             reference = self.task.features(original[None].to(self.device))
             decoded = self.task.features(candidates.to(self.device))
         size = original.shape[-2:]
-        maps = [F.interpolate((d - r).pow(2).mean(1, keepdim=True), size=size, mode="nearest")[:, 0] for d, r in zip(decoded, reference)]
+        maps = [
+            F.interpolate((d - r).pow(2).mean(1, keepdim=True), size=size, mode="nearest")[:, 0]
+            for d, r in zip(decoded, reference)
+        ]
         return block_means(torch.stack(maps).mean(0).cpu(), self.block_size)
 
     def compose(self, decoded: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
@@ -94,7 +112,9 @@ class BlockFilterCodec(_FilteredCodec):
             if j == 0:
                 continue
             filtered = self._filtered(decoded, j - 1)
-            mask = (choices == j).repeat_interleave(b, 0).repeat_interleave(b, 1)[: decoded.shape[1], : decoded.shape[2]]
+            mask = (
+                (choices == j).repeat_interleave(b, 0).repeat_interleave(b, 1)[: decoded.shape[1], : decoded.shape[2]]
+            )
             out[:, mask] = filtered[:, mask]
         return out
 
@@ -130,8 +150,15 @@ class AdaptedFilterCodec(_FilteredCodec):
     step: quantisation step of the parameter deltas; their integers are Laplace/rANS-coded."""
 
     def __init__(
-        self, inner: ImageCodec, postfilter: QPConditionedFilter, qp: float, params: str = "bias",
-        steps: int = 50, lr: float = 1e-3, step: float = 1 / 1024, device: str = "cpu",
+        self,
+        inner: ImageCodec,
+        postfilter: QPConditionedFilter,
+        qp: float,
+        params: str = "bias",
+        steps: int = 50,
+        lr: float = 1e-3,
+        step: float = 1 / 1024,
+        device: str = "cpu",
     ):
         self.inner, self.filter, self.qp = inner, postfilter.to(device).eval(), float(qp)
         self.params = params
@@ -142,14 +169,23 @@ class AdaptedFilterCodec(_FilteredCodec):
         self.last_filter: QPConditionedFilter | None = None
 
     def postfilter_settings(self) -> dict:
-        return {"method": "encoder-side finetuning (method 9)", "params": self.params, "adam_steps": self.steps, "lr": self.lr,
-                "quantisation_step": self.step, "qp": self.qp}
+        return {
+            "method": "encoder-side finetuning (method 9)",
+            "params": self.params,
+            "adam_steps": self.steps,
+            "lr": self.lr,
+            "quantisation_step": self.step,
+            "qp": self.qp,
+        }
 
     @torch.inference_mode(False)
     @torch.enable_grad()
     def finetune(self, decoded: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
         """Adam on the chosen tensors for `steps` steps; returns their deltas from the trained filter, flat."""
-        decoded, original = decoded.clone(), original.clone()  # inputs made under inference_mode (vcm-eval) cannot enter autograd
+        decoded, original = (
+            decoded.clone(),
+            original.clone(),
+        )  # inputs made under inference_mode (vcm-eval) cannot enter autograd
         net = copy.deepcopy(self.filter)
         tuned = list(self._adapted(net).values())
         for p in net.parameters():
@@ -184,7 +220,10 @@ class AdaptedFilterCodec(_FilteredCodec):
         if self.names:
             integers = torch.round(self.finetune(decoded, image.cpu()) / self.step).long()
             tuned = self.rebuild(integers)
-            mse = {net: float((run_filter(net, decoded, self.qp, self.device) - image.cpu()).pow(2).mean()) for net in (tuned, self.filter)}
+            mse = {
+                net: float((run_filter(net, decoded, self.qp, self.device) - image.cpu()).pow(2).mean())
+                for net in (tuned, self.filter)
+            }
             if mse[tuned] < mse[self.filter]:  # else send no update: the decoder keeps the trained filter
                 side, self.last_filter = encode_integers(integers), tuned
         self.last_encode_info = {"side_info_bytes": len(side)}

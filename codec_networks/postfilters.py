@@ -4,6 +4,7 @@ A small residual CNN conditioned on the codec's QP: a constant plane qp/qp_max i
 decoded image, and the network predicts a correction added to it (global residual), so an untrained
 filter starts close to the identity.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,7 +17,11 @@ class QPConditionedFilter(nn.Module):
         self.qp_max = qp_max
         self.head = nn.Conv2d(4, channels, 3, padding=1)
         self.body = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels), nn.Conv2d(channels, channels, 3, padding=1))
+            nn.Sequential(
+                nn.Conv2d(channels, channels, 3, padding=1),
+                nn.PReLU(channels),
+                nn.Conv2d(channels, channels, 3, padding=1),
+            )
             for _ in range(blocks)
         )
         self.tail = nn.Conv2d(channels, 3, 3, padding=1)

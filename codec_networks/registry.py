@@ -9,10 +9,12 @@ models for the same reason (`compressai.models.models`).
 
 To evaluate a network of your own, register it: `register(CODECS, "pkg.module.Class", Class, N=int)`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 
@@ -31,17 +33,29 @@ CODECS: dict[str, Entry] = {}
 FILTERS: dict[str, Entry] = {}
 
 
-def register(table: dict[str, Entry], target: str, build: Callable[..., Any], positive: tuple[str, ...] = (), **arguments: type) -> None:
+def register(
+    table: dict[str, Entry], target: str, build: Callable[..., Any], positive: tuple[str, ...] = (), **arguments: type
+) -> None:
     table[target] = Entry(build, arguments, frozenset(positive))
 
 
 for _cls in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior):
     register(CODECS, f"compressai.models.{_cls.__name__}", _cls, ("N", "M"), N=int, M=int)
-register(FILTERS, "codec_networks.postfilters.FilterBank", FilterBank, ("filters", "channels", "qp_max"),
-         filters=int, channels=int, blocks=int, qp_max=float)
+register(
+    FILTERS,
+    "codec_networks.postfilters.FilterBank",
+    FilterBank,
+    ("filters", "channels", "qp_max"),
+    filters=int,
+    channels=int,
+    blocks=int,
+    qp_max=float,
+)
 
 
-def check_arguments(config: Any, table: dict[str, Entry], what: str, error: type[Exception] = CheckpointError) -> tuple[Entry, dict[str, Any]]:
+def check_arguments(
+    config: Any, table: dict[str, Entry], what: str, error: type[Exception] = CheckpointError
+) -> tuple[Entry, dict[str, Any]]:
     """(entry, keyword arguments) for a stored config, or `error` naming the offending key."""
     if not isinstance(config, dict):
         raise error(f"{what} must be a mapping with a _target_, got {type(config).__name__}")

@@ -5,6 +5,7 @@ discretised Laplacian whose scale index travels in the stream). Values outside t
 escaped by the coder's bypass mode, so any integer round-trips. Side information rides in front of the
 conventional codec's stream behind a varint length, and its bytes count in the rate.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Conventional image codecs (anchors) behind one interface: encode(image) -> bytes, decode(bytes) -> image."""
+
 from conventional_codecs.base import CodecError, ImageCodec  # CodecError lives in vcmlab.errors; kept importable here
 from conventional_codecs.pillow_codecs import PillowCodec
 from conventional_codecs.pyav_codecs import PyAVIntraCodec

@@ -1,4 +1,5 @@
 """The codec interface shared by conventional anchors and learned codecs (codec_networks.LearnedCodec)."""
+
 from __future__ import annotations
 
 import struct
@@ -33,7 +34,12 @@ def settings_of(codec) -> dict:
 
 def check_int_range(value, low: int, high: int, what: str) -> int:
     """`value` as an int in [low, high], or a ConfigError that names `what` (e.g. a ladder's QP)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != int(value)
+        or not low <= value <= high
+    ):
         raise ConfigError(f"{what} must be an integer from {low} to {high}, got {value!r}")
     return int(value)
 
@@ -52,7 +58,9 @@ def pad_to_even(rgb: np.ndarray) -> np.ndarray:
 
 
 def from_uint8(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0  # a copy: decoders hand out read-only arrays
+    return (
+        torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
+    )  # a copy: decoders hand out read-only arrays
 
 
 # A 4-byte size prefix, for streams that cannot carry the exact original size themselves (4:2:0 codecs

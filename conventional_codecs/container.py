@@ -8,6 +8,7 @@ without an error. vcm-eval writes these files itself, so it wraps them as learne
 These 9 bytes are container, not codec payload: summaries report them apart (`container_bytes`), and
 the rate that BD-rates compare (`bpp`) counts only the payload (`payload_bytes` of each codec).
 """
+
 from __future__ import annotations
 
 import struct

@@ -1,4 +1,5 @@
 """JPEG and WebP through Pillow."""
+
 from __future__ import annotations
 
 import io
@@ -6,8 +7,8 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from vcmlab.errors import BitstreamError, ConfigError
 from conventional_codecs.base import check_int_range, from_uint8, to_uint8
+from vcmlab.errors import BitstreamError, ConfigError
 
 FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
 QUALITY = {"jpeg": (1, 100), "webp": (0, 100)}  # Pillow: JPEG above 95 is allowed but not advised
@@ -26,7 +27,11 @@ class PillowCodec:
     def settings(self) -> dict:
         import PIL
 
-        colour = "JFIF: BT.601 full range, 4:2:0 (libjpeg's defaults)" if self.format == "jpeg" else "BT.601 limited range, 4:2:0 (libwebp)"
+        colour = (
+            "JFIF: BT.601 full range, 4:2:0 (libjpeg's defaults)"
+            if self.format == "jpeg"
+            else "BT.601 limited range, 4:2:0 (libwebp)"
+        )
         return {"encoder": f"Pillow {PIL.__version__} ({self.format})", "quality": self.quality, "colour": colour}
 
     def encode(self, image) -> bytes:

@@ -11,6 +11,7 @@ summary): x265 codes the intra picture at exactly the ladder's QP (ipratio=1: x2
 would code QP N-3) with psycho-visual tuning and adaptive quantisation off; SVT-AV1 runs at a fixed
 QP with PSNR tuning, its preset in the rate point's name.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,9 +30,17 @@ X265_MATRIX = {"bt601": "smpte170m", "bt709": "bt709"}  # VUI signalling only: d
 
 def x265_options(qp: int, preset: str, colour: ColourFormat) -> dict:
     params = [
-        f"qp={qp}", "keyint=1", "ipratio=1", "pbratio=1",  # the intra picture at exactly `qp`
-        "psy-rd=0", "psy-rdoq=0", "aq-mode=0",  # no perceptual tuning in a PSNR/mAP anchor
-        f"range={colour.range}", f"colormatrix={X265_MATRIX[colour.matrix]}", "info=0", "log-level=none",
+        f"qp={qp}",
+        "keyint=1",
+        "ipratio=1",
+        "pbratio=1",  # the intra picture at exactly `qp`
+        "psy-rd=0",
+        "psy-rdoq=0",
+        "aq-mode=0",  # no perceptual tuning in a PSNR/mAP anchor
+        f"range={colour.range}",
+        f"colormatrix={X265_MATRIX[colour.matrix]}",
+        "info=0",
+        "log-level=none",
     ]
     return {"x265-params": ":".join(params), "preset": str(preset)}
 
@@ -59,7 +68,9 @@ class PyAVIntraCodec:
             raise ConfigError(f"PyAVIntraCodec codec must be one of {sorted(CODECS)}, got {codec!r}")
         self.encoder, self.stream_format, make_options, qp_range, default_preset = CODECS[codec]
         if self.encoder not in av.codecs_available:
-            raise CodecError(f"this PyAV build has no {self.encoder} encoder; install the PyPI 'av' wheel, which bundles it")
+            raise CodecError(
+                f"this PyAV build has no {self.encoder} encoder; install the PyPI 'av' wheel, which bundles it"
+            )
         self.codec, self.qp = codec, check_int_range(qp, *qp_range, f"{codec} qp")
         self.preset = preset if preset is not None else default_preset
         self.colour = ColourFormat(**(colour or {}))
@@ -68,8 +79,15 @@ class PyAVIntraCodec:
 
     @property
     def settings(self) -> dict:
-        return {"encoder": self.encoder, "qp": self.qp, "preset": self.preset, "options": self.options,
-                "pix_fmt": self.colour.pix_fmt, "colour": self.colour.settings(), "pyav": av.__version__}
+        return {
+            "encoder": self.encoder,
+            "qp": self.qp,
+            "preset": self.preset,
+            "options": self.options,
+            "pix_fmt": self.colour.pix_fmt,
+            "colour": self.colour.settings(),
+            "pyav": av.__version__,
+        }
 
     def encode(self, image) -> bytes:
         rgb = to_uint8(image)
@@ -77,7 +95,10 @@ class PyAVIntraCodec:
         if self.colour.chroma == "420":
             rgb = pad_to_even(rgb)
         if min(rgb.shape[:2]) < MIN_SIZE[self.codec]:
-            raise CodecError(f"{self.name}: a {width}x{height} picture is too small for {self.encoder} (at least {MIN_SIZE[self.codec]}x{MIN_SIZE[self.codec]})")
+            raise CodecError(
+                f"{self.name}: a {width}x{height} picture is too small for {self.encoder} (at least "
+                f"{MIN_SIZE[self.codec]}x{MIN_SIZE[self.codec]})"
+            )
         frame = frame_from_planes(self.colour.to_planes(from_uint8(rgb)), self.colour)
         buffer = io.BytesIO()
         try:
@@ -88,7 +109,9 @@ class PyAVIntraCodec:
                 for packet in [*stream.encode(frame), *stream.encode(None)]:
                     out.mux(packet)
         except av.error.FFmpegError as err:
-            raise CodecError(f"{self.name}: {self.encoder} refused the {width}x{height} picture with options {self.options}: {err}") from None
+            raise CodecError(
+                f"{self.name}: {self.encoder} refused the {width}x{height} picture with options {self.options}: {err}"
+            ) from None
         return with_size(height, width, buffer.getvalue())
 
     def payload_bytes(self, data: bytes) -> int:
@@ -102,5 +125,7 @@ class PyAVIntraCodec:
         except (av.error.FFmpegError, ValueError) as err:
             raise BitstreamError(f"{self.name}: cannot decode stream: {err}") from None
         if len(frames) != 1 or frames[0][0].shape[0] < height or frames[0][0].shape[1] < width:
-            raise BitstreamError(f"{self.name}: stream decoded to {len(frames)} frames, expected one of at least {width}x{height}")
+            raise BitstreamError(
+                f"{self.name}: stream decoded to {len(frames)} frames, expected one of at least {width}x{height}"
+            )
         return self.colour.from_planes(frames[0])[:, :height, :width]

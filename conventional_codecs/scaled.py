@@ -1,12 +1,13 @@
 """The MPEG VCM resize ladder: code a downscaled image, scale the decoded one back to the original size."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from vcmlab.errors import ConfigError
 from conventional_codecs.base import CodecError, ImageCodec, settings_of, split_size, with_size
 from conventional_codecs.container import payload_bytes
+from vcmlab.errors import ConfigError
 
 
 class ScaledCodec:
@@ -27,11 +28,17 @@ class ScaledCodec:
         try:
             return with_size(height, width, self.inner.encode(small.clamp(0, 1)))
         except CodecError as err:
-            raise CodecError(f"resize scale {self.scale} turns the {width}x{height} image into {size[1]}x{size[0]}: {err}") from None
+            raise CodecError(
+                f"resize scale {self.scale} turns the {width}x{height} image into {size[1]}x{size[0]}: {err}"
+            ) from None
 
     @property
     def settings(self) -> dict:
-        resize = {"scale": self.scale, "down": "bicubic, antialiased", "up": "bicubic"} if self.scale != 1 else {"scale": 1.0}
+        resize = (
+            {"scale": self.scale, "down": "bicubic, antialiased", "up": "bicubic"}
+            if self.scale != 1
+            else {"scale": 1.0}
+        )
         return settings_of(self.inner) | {"resize": resize}
 
     def payload_bytes(self, data: bytes) -> int:

@@ -10,6 +10,7 @@ Anchor settings: VTM with the configuration file given (MPEG VCM: VTM's cfg/enco
 CTC all-intra configuration); VVenC with its perceptual QP adaptation off (`--qpa 0`; vvencapp turns it
 on by default, VTM has no such tool), unless `perceptual=true` names the perceptual variant.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import av
 
-from vcmlab.errors import BitstreamError, CodecError, ConfigError
 from conventional_codecs.base import check_int_range, from_uint8, pad_to_even, split_size, to_uint8, with_size
 from conventional_codecs.colour import ColourFormat, planes_from_frame
+from vcmlab.errors import BitstreamError, CodecError, ConfigError
 
 DEFAULT_BINARIES = {"vtm": "EncoderAppStatic", "vvenc": "vvencapp"}
 
@@ -70,22 +71,62 @@ class VVCBinaryCodec:
     @property
     def settings(self) -> dict:
         command = self.encoder_command(Path("in.yuv"), Path("out.266"), 0, 0)
-        return {"encoder": Path(self.encoder_path).name, "qp": self.qp, "command": [Path(command[0]).name, *command[1:]],
-                "pix_fmt": self.colour.pix_fmt, "colour": self.colour.settings()}
+        return {
+            "encoder": Path(self.encoder_path).name,
+            "qp": self.qp,
+            "command": [Path(command[0]).name, *command[1:]],
+            "pix_fmt": self.colour.pix_fmt,
+            "colour": self.colour.settings(),
+        }
 
     def encoder_command(self, yuv: Path, bitstream: Path, width: int, height: int) -> list[str]:
         depth, chroma = self.colour.bit_depth, self.colour.chroma
         if self.encoder == "vtm":
             return [
-                self.encoder_path, "-c", str(self.config), "-i", str(yuv), "-b", str(bitstream),
-                "-wdt", str(width), "-hgt", str(height), "-fr", "1", "-f", "1", "-q", str(self.qp),
-                f"--InputBitDepth={depth}", f"--InternalBitDepth={depth}", f"--OutputBitDepth={depth}",
-                f"--InputChromaFormat={chroma}", f"--ChromaFormatIDC={chroma}", "--ConformanceWindowMode=1",
+                self.encoder_path,
+                "-c",
+                str(self.config),
+                "-i",
+                str(yuv),
+                "-b",
+                str(bitstream),
+                "-wdt",
+                str(width),
+                "-hgt",
+                str(height),
+                "-fr",
+                "1",
+                "-f",
+                "1",
+                "-q",
+                str(self.qp),
+                f"--InputBitDepth={depth}",
+                f"--InternalBitDepth={depth}",
+                f"--OutputBitDepth={depth}",
+                f"--InputChromaFormat={chroma}",
+                f"--ChromaFormatIDC={chroma}",
+                "--ConformanceWindowMode=1",
             ]
         return [
-            self.encoder_path, "--input", str(yuv), "--size", f"{width}x{height}", "--format", "yuv420" if depth == 8 else "yuv420_10",
-            "--framerate", "1", "--frames", "1", "--qp", str(self.qp), "--qpa", "1" if self.perceptual else "0",
-            "--preset", self.preset, "--output", str(bitstream),
+            self.encoder_path,
+            "--input",
+            str(yuv),
+            "--size",
+            f"{width}x{height}",
+            "--format",
+            "yuv420" if depth == 8 else "yuv420_10",
+            "--framerate",
+            "1",
+            "--frames",
+            "1",
+            "--qp",
+            str(self.qp),
+            "--qpa",
+            "1" if self.perceptual else "0",
+            "--preset",
+            self.preset,
+            "--output",
+            str(bitstream),
         ]
 
     def _run(self, command: list[str]) -> None:
@@ -124,7 +165,9 @@ class VVCBinaryCodec:
                 try:
                     planes = self.colour.planes_from_raw(out.read_bytes(), padded_h, padded_w)
                 except ValueError as err:
-                    raise CodecError(f"{self.name}: {Path(self.decoder_path).name} wrote an unexpected frame: {err}") from None
+                    raise CodecError(
+                        f"{self.name}: {Path(self.decoder_path).name} wrote an unexpected frame: {err}"
+                    ) from None
             else:
                 try:
                     with av.open(str(bitstream), format="vvc") as container:

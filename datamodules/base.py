@@ -1,4 +1,5 @@
 """LightningDataModule plumbing shared by every image datamodule."""
+
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -65,8 +66,11 @@ class ImageDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         items = len(self.datasets["train"]) if "train" in self.datasets else self.batch_size
         if items < self.batch_size:  # incomplete batches are dropped: training would draw none, silently
-            raise ConfigError(f"the training set has {items} items, fewer than batch_size={self.batch_size}: not one batch would be drawn; "
-                              "lower data.batch_size or raise data.train_repeats")
+            raise ConfigError(
+                f"the training set has {items} items, fewer than batch_size={self.batch_size}: not one batch "
+                "would be drawn; "
+                "lower data.batch_size or raise data.train_repeats"
+            )
         return self._loader("train", True, self.batch_size)
 
     def val_dataloader(self) -> DataLoader:

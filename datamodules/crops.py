@@ -1,4 +1,5 @@
 """Crop helpers shared by the datasets: random crops for training, centre crops for evaluation."""
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,9 @@ def crop_window(height: int, width: int, size: int, random: bool) -> tuple[int, 
     return (height - size) // 2, (width - size) // 2
 
 
-def crop_boxes(boxes: torch.Tensor, top: int, left: int, size: int, min_size: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+def crop_boxes(
+    boxes: torch.Tensor, top: int, left: int, size: int, min_size: float = 2.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Shift xyxy boxes into a crop, clip them, and return (boxes, keep) with tiny leftovers dropped."""
     shifted = boxes - torch.tensor([left, top, left, top], dtype=boxes.dtype)
     clipped = shifted.clamp(min=0, max=size)

@@ -5,14 +5,15 @@ and by the content of the original image, so renaming files or changing a preset
 decode. Decodes are stored as 8-bit PNG, as a real decoder outputs them. Writes go to a temporary file
 first and are renamed into place, so parallel workers or ranks never see half a file.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from PIL import Image

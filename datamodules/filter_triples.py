@@ -5,14 +5,15 @@ default, VTM when configured; decodes are cached on disk (datamodules.decode_cac
 random aligned blocks; validation tiles each held-out image into whole blocks, so validation figures are
 over fixed blocks.
 """
+
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -122,7 +123,11 @@ class FilterTriplesDataModule(pl.LightningDataModule):
             "train": list_images(train_dir) if train_dir else sample_image_paths(TRAIN_IMAGES),
             "val": list_images(val_dir) if val_dir else sample_image_paths(VAL_IMAGES),
         }
-        self.loader_kwargs = {"num_workers": num_workers, "pin_memory": pin_memory, "persistent_workers": num_workers > 0}
+        self.loader_kwargs = {
+            "num_workers": num_workers,
+            "pin_memory": pin_memory,
+            "persistent_workers": num_workers > 0,
+        }
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.datasets: dict[str, FilterTripleDataset] = {}
 
@@ -152,10 +157,17 @@ class FilterTriplesDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:
             self.datasets = {
-                "train": FilterTripleDataset(self.code_images(self.sources["train"]), self.block_size, True, self.train_repeats),
+                "train": FilterTripleDataset(
+                    self.code_images(self.sources["train"]), self.block_size, True, self.train_repeats
+                ),
                 "val": FilterTripleDataset(self.code_images(self.sources["val"]), self.block_size, False),
             }
-            log.info("post-filter triples: %d train images × %d QPs, %d validation blocks", len(self.sources["train"]), len(self.qps), len(self.datasets["val"]))
+            log.info(
+                "post-filter triples: %d train images × %d QPs, %d validation blocks",
+                len(self.sources["train"]),
+                len(self.qps),
+                len(self.datasets["val"]),
+            )
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.datasets["train"], self.batch_size, shuffle=True, drop_last=True, **self.loader_kwargs)

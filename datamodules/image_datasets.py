@@ -1,10 +1,12 @@
 """A dataset of image files, and the policy for files that cannot be used."""
+
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 import torch
 from torch.utils.data import Dataset
@@ -21,7 +23,9 @@ class ImageTooSmallError(InputError):
     """An image is smaller than the crop the dataset must cut from it."""
 
 
-def checked_load(path: Path, crop_size: int | None, setting: str = "data.crop_size", skippable: bool = True) -> torch.Tensor:
+def checked_load(
+    path: Path, crop_size: int | None, setting: str = "data.crop_size", skippable: bool = True
+) -> torch.Tensor:
     """The image, or ImageTooSmallError whose hint names the `setting` that sets the crop."""
     image = load_rgb(path)
     if crop_size is not None and min(image.shape[-2:]) < crop_size:

@@ -1,4 +1,5 @@
 """Any folder of images (Kodak, CLIC, DIV2K, ...)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,12 +14,16 @@ from vcmlab.errors import ConfigError
 def split_by_name(paths: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
     """Deterministic split that does not move when files are added: a file is in validation when the
     hash of its name falls below val_fraction."""
+
     def in_val(p: Path) -> bool:
         return int(hashlib.md5(p.name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < val_fraction
+
     val = [p for p in paths if in_val(p)]
     train = [p for p in paths if not in_val(p)]
     if not val or not train:
-        raise ValueError(f"val_fraction={val_fraction} leaves an empty split of {len(paths)} images; give val_dir instead")
+        raise ValueError(
+            f"val_fraction={val_fraction} leaves an empty split of {len(paths)} images; give val_dir instead"
+        )
     return train, val
 
 

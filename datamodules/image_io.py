@@ -1,4 +1,5 @@
 """Reading images of any common mode into float RGB tensors, with one clear error when that fails."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,7 +35,9 @@ def load_rgb(path: str | Path) -> torch.Tensor:
                 _check_jpeg_data(path)
             array = _to_rgb_array(image, path)
     except Image.DecompressionBombError as err:
-        raise ImageReadError(f"cannot read image {path}: {err} Raise PIL.Image.MAX_IMAGE_PIXELS only for files you trust") from None
+        raise ImageReadError(
+            f"cannot read image {path}: {err} Raise PIL.Image.MAX_IMAGE_PIXELS only for files you trust"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         if isinstance(err, ImageReadError):
             raise

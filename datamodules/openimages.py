@@ -5,6 +5,7 @@ Boxes in the CSVs are normalised; items carry them in pixel xyxy for the image a
 resized to it. Group-of flags and verified image-level labels (positive / verified absent) are kept,
 because the OpenImages evaluation protocol needs them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -65,7 +66,10 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict]]:
         rows = []
         for row in reader:
             if None in row or any(row[c] is None for c in required):  # more or fewer fields than the header
-                raise InputError(f"{path}:{reader.line_num}: the row's number of fields differs from the header's ({len(reader.fieldnames)})")
+                raise InputError(
+                    f"{path}:{reader.line_num}: the row's number of fields differs from the header's "
+                    f"({len(reader.fieldnames)})"
+                )
             rows.append((reader.line_num, row))
         return rows
 
@@ -80,11 +84,14 @@ def _number(row: dict, column: str, path: Path, line: int) -> float:
     return value
 
 
-def _box(row: dict, columns: tuple[str, str, str, str], path: Path, line: int) -> tuple[float, float, float, float] | str:
+def _box(
+    row: dict, columns: tuple[str, str, str, str], path: Path, line: int
+) -> tuple[float, float, float, float] | str:
     """Normalised xyxy from (XMin, YMin, XMax, YMax) columns, or why the box is invalid."""
     x0, y0, x1, y1 = (_number(row, c, path, line) for c in columns)
     if not (0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1):
-        return f"{path}:{line}: box {dict(zip(columns, (x0, y0, x1, y1)))} of image {row['ImageID']} is not inside the unit square with min <= max"
+        box = dict(zip(columns, (x0, y0, x1, y1)))
+        return f"{path}:{line}: box {box} of image {row['ImageID']} is not inside the unit square with min <= max"
     return x0, y0, x1, y1
 
 
@@ -132,7 +139,9 @@ def read_annotations(
         labels_path = Path(labels_csv)
         for line, row in _read_csv(labels_path, ("ImageID", "LabelName", "Confidence")):
             ann = per_image[row["ImageID"]]
-            (ann.positive_labels if _number(row, "Confidence", labels_path, line) > 0 else ann.negative_labels).add(row["LabelName"])
+            (ann.positive_labels if _number(row, "Confidence", labels_path, line) > 0 else ann.negative_labels).add(
+                row["LabelName"]
+            )
     return dict(per_image)
 
 
@@ -182,11 +191,19 @@ class OpenImagesDataset(SkippingDataset):
         self.crop_size = crop_size
         self.train = train
         self.class_names = self._class_names(classes)
-        self.label_ids = {normalize_label(n): i for i, n in enumerate(self.class_names) if n not in ("__background__", "N/A")}
-        unknown = {label for ann in self.annotations.values() for label in ann.labels if normalize_label(label) not in self.label_ids}
+        self.label_ids = {
+            normalize_label(n): i for i, n in enumerate(self.class_names) if n not in ("__background__", "N/A")
+        }
+        unknown = {
+            label
+            for ann in self.annotations.values()
+            for label in ann.labels
+            if normalize_label(label) not in self.label_ids
+        }
         if unknown and unknown_labels == "error":
             raise ValueError(
-                f"{len(unknown)} labels such as {sorted(unknown)[:5]} are not among the configured classes ({classes!r}); "
+                f"{len(unknown)} labels such as {sorted(unknown)[:5]} are not among the configured classes "
+                f"({classes!r}); "
                 "set unknown_labels=drop to train on the known classes only"
             )
         self.unknown = unknown
@@ -203,11 +220,17 @@ class OpenImagesDataset(SkippingDataset):
 
     def load_item(self, index: int) -> dict:
         image_id = self.image_ids[index]
-        image = checked_load(self.image_dir / f"{image_id}{self.image_ext}", self.crop_size, "data.crop_size" if self.train else "data.val_crop_size")
+        image = checked_load(
+            self.image_dir / f"{image_id}{self.image_ext}",
+            self.crop_size,
+            "data.crop_size" if self.train else "data.val_crop_size",
+        )
         ann = self.annotations.get(image_id, ImageAnnotations())
         h, w = image.shape[-2:]
         known = [i for i, name in enumerate(ann.labels) if name not in self.unknown]
-        boxes = torch.tensor([ann.boxes[i] for i in known], dtype=torch.float32).reshape(-1, 4) * torch.tensor([w, h, w, h])
+        boxes = torch.tensor([ann.boxes[i] for i in known], dtype=torch.float32).reshape(-1, 4) * torch.tensor(
+            [w, h, w, h]
+        )
         labels = torch.tensor([self.label_ids[normalize_label(ann.labels[i])] for i in known], dtype=torch.int64)
         group_of = torch.tensor([ann.group_of[i] for i in known], dtype=torch.bool)
         masks = self._load_masks([ann.mask_paths[i] for i in known], h, w) if ann.mask_paths else None

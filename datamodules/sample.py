@@ -1,4 +1,5 @@
 """The embedded sample data: real photographs shipped inside the scikit-image wheel."""
+
 from __future__ import annotations
 
 import importlib.resources
@@ -8,7 +9,15 @@ from datamodules.base import ImageDataModule, check_count
 from datamodules.image_datasets import BadImagePolicy, ImageFileDataset
 
 # Public-domain / CC0 photographs (see skimage.data docstrings). The split is fixed so that runs compare.
-TRAIN_IMAGES = ("astronaut.png", "camera.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png", "motorcycle_left.png", "retina.jpg")
+TRAIN_IMAGES = (
+    "astronaut.png",
+    "camera.png",
+    "coffee.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "motorcycle_left.png",
+    "retina.jpg",
+)
 VAL_IMAGES = ("chelsea.png", "rocket.jpg")
 
 
@@ -17,7 +26,9 @@ def sample_image_paths(names: tuple[str, ...]) -> list[Path]:
     paths = [folder / name for name in names]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"scikit-image's bundled images {missing} are missing from {folder}; reinstall scikit-image")
+        raise FileNotFoundError(
+            f"scikit-image's bundled images {missing} are missing from {folder}; reinstall scikit-image"
+        )
     return paths
 
 

@@ -1,8 +1,16 @@
 """LightningModules: training procedures of the methods."""
+
 from lightning_modules.adversarial_finetune import AdversarialDecoderModule
 from lightning_modules.codec_module import CodecModule
 from lightning_modules.competitive_filters import CompetitiveFiltersModule
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
 from lightning_modules.maml import MAMLCodecModule
 
-__all__ = ["AdversarialDecoderModule", "CodecModule", "CompetitiveFiltersModule", "LossWeightSchedule", "LossWeights", "MAMLCodecModule"]
+__all__ = [
+    "AdversarialDecoderModule",
+    "CodecModule",
+    "CompetitiveFiltersModule",
+    "LossWeightSchedule",
+    "LossWeights",
+    "MAMLCodecModule",
+]

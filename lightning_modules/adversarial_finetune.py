@@ -6,6 +6,7 @@ costs nothing more. g_s minimises w_adv·L_adv(D(x̂)) + w_t·L_task(T(x̂)) + w
 scale) against a PatchGAN discriminator D; w_adv trades the removal of checkerboard artifacts against
 task accuracy.
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,7 +75,10 @@ class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
         if codec_checkpoint is not None:
             load_codec_weights(codec, codec_checkpoint)
         else:
-            message = "adversarial finetuning starts from an UNTRAINED codec (module.codec_checkpoint is null): fine for tests only"
+            message = (
+                "adversarial finetuning starts from an UNTRAINED codec (module.codec_checkpoint is "
+                "null): fine for tests only"
+            )
             warnings.warn(message, stacklevel=2)
             log.warning(message)
         if task_weight > 0 and task is None:
@@ -126,12 +130,23 @@ class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
         opt_d.optimizer.step()  # the raw optimizer: one global step per batch, not two
         self.untoggle_optimizer(opt_d)
 
-        self.log_dict({"train/loss": loss_g.detach(), "train/adversarial": adversarial.detach(), "train/task_loss": task.detach(),
-                       "train/mse": mse.detach(), "train/disc_loss": loss_d.detach()}, batch_size=x.shape[0], sync_dist=True)
+        self.log_dict(
+            {
+                "train/loss": loss_g.detach(),
+                "train/adversarial": adversarial.detach(),
+                "train/task_loss": task.detach(),
+                "train/mse": mse.detach(),
+                "train/disc_loss": loss_d.detach(),
+            },
+            batch_size=x.shape[0],
+            sync_dist=True,
+        )
         return loss_g.detach()
 
     def on_validation_epoch_start(self) -> None:
-        self._bitstream_codec = LearnedCodec(self.codec, self.device, self.pad_multiple) if self.real_bitstreams else None
+        self._bitstream_codec = (
+            LearnedCodec(self.codec, self.device, self.pad_multiple) if self.real_bitstreams else None
+        )
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         x, n = batch["image"], batch["image"].shape[0]
@@ -141,7 +156,10 @@ class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
             decoded, bpp = self.decode(x).clamp(0, 1), x.new_zeros(())
         task = self.task.task_loss(decoded, x, batch.get("targets")) if self.task is not None else x.new_zeros(())
         metrics = {
-            "bpp": bpp, "psnr": psnr(decoded, x).mean(), "ms_ssim": ms_ssim(decoded, x).mean(), "task_loss": task,
+            "bpp": bpp,
+            "psnr": psnr(decoded, x).mean(),
+            "ms_ssim": ms_ssim(decoded, x).mean(),
+            "task_loss": task,
             "checkerboard": checkerboard_score(decoded, x).mean(),
         }
         # objective for "best": the task term plus the artifact score, as the method trades the two

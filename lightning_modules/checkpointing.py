@@ -1,5 +1,6 @@
 """Checkpoint handling shared by the modules: the run's config goes into every checkpoint (vcm-eval
 rebuilds networks from it) and the frozen task network (self.task) stays out of it."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,6 @@
 """Training a learned image codec on rate + distortion (+ a machine task): method 6, and its human-
 oriented special case (task weight 0)."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -80,7 +81,9 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
             return optimizers
         return optimizers, [self.make_scheduler(optimizers[0])]
 
-    def losses(self, x: torch.Tensor, targets: list[dict] | None, w: LossWeights, with_task: bool) -> dict[str, torch.Tensor]:
+    def losses(
+        self, x: torch.Tensor, targets: list[dict] | None, w: LossWeights, with_task: bool
+    ) -> dict[str, torch.Tensor]:
         height, width = x.shape[-2:]
         out = self.codec(pad_to_multiple(x, self.pad_multiple))
         x_hat = crop_to(out["x_hat"], height, width)
@@ -98,10 +101,15 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
         aux_loss = self.optimisation_step(terms["loss"])
         n = batch["image"].shape[0]
         self.log_dict(
-            {f"train/{k}": terms[k].detach() for k in ("loss", "bpp", "distortion", "task_loss")} | {"train/aux_loss": aux_loss.detach()},
-            prog_bar=False, batch_size=n, sync_dist=True,
+            {f"train/{k}": terms[k].detach() for k in ("loss", "bpp", "distortion", "task_loss")}
+            | {"train/aux_loss": aux_loss.detach()},
+            prog_bar=False,
+            batch_size=n,
+            sync_dist=True,
         )
-        self.log_dict({"train/w_rate": w.rate, "train/w_distortion": w.distortion, "train/w_task": w.task}, batch_size=n)
+        self.log_dict(
+            {"train/w_rate": w.rate, "train/w_distortion": w.distortion, "train/w_task": w.task}, batch_size=n
+        )
         self.log("train/loss_step", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=n)
         return terms["loss"].detach()
 
@@ -159,7 +167,9 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
     def _start_bitstream_codec(self) -> None:
         # LearnedCodec calls update(force=True), rebuilding the CDF tables from the current weights,
         # and fingerprints the model once for the whole evaluation pass.
-        self._bitstream_codec = LearnedCodec(self.codec, self.device, self.pad_multiple) if self.real_bitstreams else None
+        self._bitstream_codec = (
+            LearnedCodec(self.codec, self.device, self.pad_multiple) if self.real_bitstreams else None
+        )
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         return self._evaluate(batch, "val")

@@ -6,6 +6,7 @@ assignment becomes winner-takes-all, like simulated annealing, avoiding the inst
 min_j D_j from the start. Baselines: 'winner_takes_all' (T → 0 from the start) and 'independent'
 (each sample trains the filter of its fixed cluster).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -17,7 +18,10 @@ Strategy = Literal["competitive", "winner_takes_all", "independent"]
 
 
 def assignment_weights(
-    distortions: torch.Tensor, temperature: float, strategy: Strategy = "competitive", clusters: torch.Tensor | None = None
+    distortions: torch.Tensor,
+    temperature: float,
+    strategy: Strategy = "competitive",
+    clusters: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, M) weights of each sample for each filter, without gradient."""
     distortions = distortions.detach()
@@ -35,7 +39,10 @@ def assignment_weights(
 
 
 def competitive_loss(
-    distortions: torch.Tensor, temperature: float, strategy: Strategy = "competitive", clusters: torch.Tensor | None = None
+    distortions: torch.Tensor,
+    temperature: float,
+    strategy: Strategy = "competitive",
+    clusters: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ_j a_j·D_j averaged over the batch, and the weights a (B, M)."""
     weights = assignment_weights(distortions, temperature, strategy, clusters)

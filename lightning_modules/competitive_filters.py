@@ -6,6 +6,7 @@ the filter with the lowest MSE. It logs the resulting PSNR gain, each filter's M
 choice wins per QP; the win counts (summed over QPs) become the filter bank's prior for coding the
 per-block indices.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,9 @@ def feature_distortion(task: TaskNetwork, outputs: torch.Tensor, original: torch
     with torch.no_grad():
         reference = task.features(original)
     decoded = task.features(outputs.flatten(0, 1))
-    per_level = [(d.unflatten(0, (batch, filters)) - r[:, None]).pow(2).flatten(2).mean(2) for d, r in zip(decoded, reference)]
+    per_level = [
+        (d.unflatten(0, (batch, filters)) - r[:, None]).pow(2).flatten(2).mean(2) for d, r in zip(decoded, reference)
+    ]
     return torch.stack(per_level).mean(0)
 
 
@@ -164,6 +167,9 @@ class CompetitiveFiltersModule(RunConfigCheckpointing, pl.LightningModule):
         import wandb
 
         edges = [j - 0.5 for j in range(len(self.filters) + 2)]  # bin j = choice j (0: no filter)
-        histograms = {f"val/filter_usage/qp{int(qp)}": wandb.Histogram(np_histogram=(c.cpu().numpy(), edges)) for qp, c in usage.items()}
+        histograms = {
+            f"val/filter_usage/qp{int(qp)}": wandb.Histogram(np_histogram=(c.cpu().numpy(), edges))
+            for qp, c in usage.items()
+        }
         for logger in loggers:
             logger.experiment.log({**histograms, "trainer/global_step": self.global_step})

@@ -10,6 +10,7 @@ stages with checkpoints between them are all one list in the config:
       - {step: 400, task: 1}        # task term ramped in over 200 steps
 A key left out of a keyframe keeps its previous value (1 at the start).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -51,7 +52,9 @@ class LossWeightSchedule:
         for i, frame in enumerate(keyframes):
             unknown = set(frame) - {"step", *TERMS}
             if unknown or "step" not in frame:
-                raise ValueError(f"loss keyframe {i} {dict(frame)}: needs 'step' and only {TERMS} (unknown: {sorted(unknown)})")
+                raise ValueError(
+                    f"loss keyframe {i} {dict(frame)}: needs 'step' and only {TERMS} (unknown: {sorted(unknown)})"
+                )
             step = int(frame["step"])
             if step < steps[-1] or (step == steps[-1] and i > 0):
                 raise ValueError(f"loss keyframes must have increasing steps; keyframe {i} has step {step}")

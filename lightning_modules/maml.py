@@ -8,6 +8,7 @@ encoder-side optimisation it will get at test time. Second order: the inner grad
 graph (create_graph) and the outer gradient flows through them; first order: they are constants.
 Phase 1 is ordinary training: give its checkpoint as codec_checkpoint (or train from scratch here).
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,14 @@ class MAMLCodecModule(CodecModule):
         # the objective of inner and outer loop, and of test-time adaptation (codec=checkpoints_lof with
         # codec.latent_refiner.optimizer=normalized_gd, lr=inner_lr, steps=inner_steps, surrogate=noise)
         self.objective = LatentOverfitter(
-            steps=inner_steps, lr=inner_lr, rate_weight=base.rate, distortion_weight=base.distortion,
-            task_weight=base.task, task=task, surrogate="noise", optimizer="normalized_gd",
+            steps=inner_steps,
+            lr=inner_lr,
+            rate_weight=base.rate,
+            distortion_weight=base.distortion,
+            task_weight=base.task,
+            task=task,
+            surrogate="noise",
+            optimizer="normalized_gd",
         )
 
     def adapt(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -64,7 +71,14 @@ class MAMLCodecModule(CodecModule):
         loss = self.objective.objective(self.codec, x, y, 0)
         aux_loss = self.optimisation_step(loss)
         n = x.shape[0]
-        self.log_dict({"train/loss": loss.detach(), "train/loss_before_adaptation": before.detach(),
-                       "train/aux_loss": aux_loss.detach()}, batch_size=n, sync_dist=True)
+        self.log_dict(
+            {
+                "train/loss": loss.detach(),
+                "train/loss_before_adaptation": before.detach(),
+                "train/aux_loss": aux_loss.detach(),
+            },
+            batch_size=n,
+            sync_dist=True,
+        )
         self.log("train/loss_step", loss.detach(), prog_bar=True, logger=False, batch_size=n)
         return loss.detach()

@@ -1,4 +1,5 @@
 """Frozen machine-vision networks that consume decoded images, and the task losses they provide."""
+
 from task_networks.base import TaskNetwork
 from task_networks.classifier import ImageNetClassifier
 from task_networks.mtcnn import MTCNNFaces

@@ -1,4 +1,5 @@
 """The interface every task network implements."""
+
 from __future__ import annotations
 
 import torch

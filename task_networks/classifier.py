@@ -1,4 +1,5 @@
 """An ImageNet classifier (torchvision's MobileNetV2) as a frozen task network."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -43,7 +44,9 @@ class ImageNetClassifier(TaskNetwork):
         self.loss_mode, self.temperature, self.input_size, self.top_k = loss, temperature, input_size, top_k
         self.feature_stages = list(feature_stages) if feature_stages is not None else [3, 6, 13]
         if not all(0 <= s < len(self.model.features) for s in self.feature_stages):
-            raise ValueError(f"task.feature_stages must lie in 0..{len(self.model.features) - 1}, got {self.feature_stages}")
+            raise ValueError(
+                f"task.feature_stages must lie in 0..{len(self.model.features) - 1}, got {self.feature_stages}"
+            )
         load_weights(self.model, checkpoint, f"task network {arch}")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -71,7 +74,9 @@ class ImageNetClassifier(TaskNetwork):
         if self.loss_mode == "features":
             with torch.no_grad():
                 reference = self.features(x)
-            return torch.stack([F.mse_loss(a, b) / b.pow(2).mean().clamp_min(1e-8) for a, b in zip(self.features(x_hat), reference)]).mean()
+            return torch.stack(
+                [F.mse_loss(a, b) / b.pow(2).mean().clamp_min(1e-8) for a, b in zip(self.features(x_hat), reference)]
+            ).mean()
         with torch.no_grad():
             target = F.log_softmax(self.logits(x) / self.temperature, dim=1)
         decoded = F.log_softmax(self.logits(x_hat) / self.temperature, dim=1)
@@ -81,4 +86,4 @@ class ImageNetClassifier(TaskNetwork):
     def predict(self, images: torch.Tensor) -> list[dict]:
         probabilities = self.logits(images).softmax(dim=1)
         scores, labels = probabilities.topk(self.top_k, dim=1)
-        return [{"labels": l, "scores": s} for l, s in zip(labels, scores)]
+        return [{"labels": top, "scores": s} for top, s in zip(labels, scores)]

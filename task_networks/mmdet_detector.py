@@ -3,6 +3,7 @@
 Imported only when configured (task=mmdet). Feature-fidelity loss uses mmdet's extract_feat; the
 detector's own losses go through mmdet's loss() with DetDataSample targets.
 """
+
 from __future__ import annotations
 
 import torch
@@ -53,9 +54,13 @@ class MMDetDetector(TaskNetwork):
     def _samples(self, x_hat, targets):
         samples = []
         for image, t in zip(x_hat, targets):
-            sample = self._DetDataSample(metainfo={"img_shape": tuple(image.shape[-2:]), "pad_shape": tuple(image.shape[-2:])})
+            sample = self._DetDataSample(
+                metainfo={"img_shape": tuple(image.shape[-2:]), "pad_shape": tuple(image.shape[-2:])}
+            )
             # mmdet's COCO-style models number classes from 0 without a background slot
-            sample.gt_instances = self._InstanceData(bboxes=t["boxes"].to(image.device), labels=t["labels"].to(image.device) - 1)
+            sample.gt_instances = self._InstanceData(
+                bboxes=t["boxes"].to(image.device), labels=t["labels"].to(image.device) - 1
+            )
             samples.append(sample)
         return samples
 
@@ -67,7 +72,16 @@ class MMDetDetector(TaskNetwork):
 
     @torch.no_grad()
     def predict(self, images):
-        metas = [self._DetDataSample(metainfo={"img_shape": tuple(i.shape[-2:]), "ori_shape": tuple(i.shape[-2:]), "scale_factor": (1.0, 1.0)}) for i in images]
+        metas = [
+            self._DetDataSample(
+                metainfo={
+                    "img_shape": tuple(i.shape[-2:]),
+                    "ori_shape": tuple(i.shape[-2:]),
+                    "scale_factor": (1.0, 1.0),
+                }
+            )
+            for i in images
+        ]
         results = self.model.predict(self._normalize(images), metas)
         return [
             {"boxes": r.pred_instances.bboxes, "labels": r.pred_instances.labels + 1, "scores": r.pred_instances.scores}

@@ -6,6 +6,7 @@ detection pipeline is the usual one: an image pyramid through the fully convolut
 candidate boxes refined by R-Net on 24x24 crops and by O-Net on 48x48 crops, NMS and box regression
 after each stage.
 """
+
 from __future__ import annotations
 
 import torch
@@ -162,8 +163,9 @@ class MTCNNFaces(TaskNetwork):
         found = found[nms(found[:, :4], found[:, 4], 0.7)]
         return _square(_regress(found[:, :4], found[:, 5:9]))
 
-    def _refine(self, image: torch.Tensor, boxes: torch.Tensor, net: nn.Module, side: int, threshold: float,
-                last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def _refine(
+        self, image: torch.Tensor, boxes: torch.Tensor, net: nn.Module, side: int, threshold: float, last: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not len(boxes):
             return boxes, boxes.new_zeros(0)
         out = net(self._crops(image, boxes, side))
@@ -184,8 +186,14 @@ class MTCNNFaces(TaskNetwork):
         boxes, _ = self._refine(image, boxes, self.rnet, 24, self.thresholds[1])
         boxes, scores = self._refine(image, _square(boxes), self.onet, 48, self.thresholds[2], last=True)
         h, w = image.shape[-2:]
-        boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h), boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)
-        return {"boxes": boxes, "scores": scores, "labels": torch.ones(len(boxes), dtype=torch.int64, device=boxes.device)}
+        boxes = torch.stack(
+            [boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h), boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1
+        )
+        return {
+            "boxes": boxes,
+            "scores": scores,
+            "labels": torch.ones(len(boxes), dtype=torch.int64, device=boxes.device),
+        }
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> list[dict]:
@@ -207,5 +215,7 @@ class MTCNNFaces(TaskNetwork):
                 decoded = self.onet(self._crops(x_hat[i : i + 1], boxes, 48))
                 terms += [F.mse_loss(a, b) for a, b in zip(decoded, reference)]
         if not terms:
-            raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than MTCNN's smallest face ({self.min_face_size} px)")
+            raise ValueError(
+                f"images of {tuple(x.shape[-2:])} are smaller than MTCNN's smallest face ({self.min_face_size} px)"
+            )
         return torch.stack(terms).mean()

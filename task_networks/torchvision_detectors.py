@@ -4,6 +4,7 @@ The detectors are built with frozen batch norm, so that the training-mode forwar
 return its losses changes no statistics. Module names match torchvision's own builders, so checkpoints
 saved from `torchvision.models.detection.fasterrcnn_resnet50_fpn(...)` etc. load unchanged.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -24,7 +25,9 @@ LossMode = Literal["auto", "detector", "features"]
 
 def build_detector(arch: str, num_classes: int, **detector_kwargs) -> FasterRCNN:
     if arch in ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn"):
-        backbone = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=FrozenBatchNorm2d, trainable_layers=0)
+        backbone = resnet_fpn_backbone(
+            backbone_name="resnet50", weights=None, norm_layer=FrozenBatchNorm2d, trainable_layers=0
+        )
         cls = MaskRCNN if arch.startswith("mask") else FasterRCNN
         return cls(backbone, num_classes=num_classes, **detector_kwargs)
     if arch == "fasterrcnn_mobilenet_v3_large_fpn":

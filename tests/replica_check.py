@@ -1,4 +1,5 @@
 """A callback for the DDP test: each rank writes a digest of its parameters at the end of training."""
+
 import hashlib
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """A callback for the preemption test: the process sends itself SIGTERM, as a cluster would."""
+
 import os
 import signal
 

@@ -1,4 +1,5 @@
 """Method 2: only the decoder moves, the bitstream stays byte-identical."""
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -19,9 +20,17 @@ def test_fast_dev_run(make_cfg):
 
 def test_only_the_decoder_moves_and_the_bitstream_is_unchanged(trained_run, make_cfg, tmp_path):
     source = trained_run / "checkpoints" / "last.ckpt"
-    cfg = make_cfg("experiment=adversarial_finetune", "task=none", "module.task_weight=0", "module.mse_weight=0.01",
-                   "module.optimizer.lr=1e-3", f"module.codec_checkpoint={source}", "logger=none",
-                   "trainer.max_steps=4", "trainer.val_check_interval=2")
+    cfg = make_cfg(
+        "experiment=adversarial_finetune",
+        "task=none",
+        "module.task_weight=0",
+        "module.mse_weight=0.01",
+        "module.optimizer.lr=1e-3",
+        f"module.codec_checkpoint={source}",
+        "logger=none",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+    )
     train(cfg)
     before = read_checkpoint(source)["state_dict"]
     after = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["state_dict"]
@@ -31,9 +40,15 @@ def test_only_the_decoder_moves_and_the_bitstream_is_unchanged(trained_run, make
     assert any(k.startswith("discriminator.") for k in after)
 
     image = load_rgb(sample_image_paths(VAL_IMAGES)[0])[:, :128, :192]
-    original, finetuned = LearnedCodec(load_codec(source)), LearnedCodec(load_codec(tmp_path / "checkpoints" / "last.ckpt"))
+    original, finetuned = (
+        LearnedCodec(load_codec(source)),
+        LearnedCodec(load_codec(tmp_path / "checkpoints" / "last.ckpt")),
+    )
     a, b = unpack(original.encode(image), 1), unpack(finetuned.encode(image), 1)
-    assert a.streams == b.streams and (a.height, a.width) == (b.height, b.width)  # the entropy-coded payload is byte-identical
+    assert a.streams == b.streams and (a.height, a.width) == (
+        b.height,
+        b.width,
+    )  # the entropy-coded payload is byte-identical
     assert a.fingerprint != b.fingerprint  # the model id covers the (new) decoder weights
     assert not torch.equal(original.decode(original.encode(image)), finetuned.decode(finetuned.encode(image)))
 
@@ -48,6 +63,10 @@ def test_gan_losses_prefer_real_over_fake(kind):
 
 
 def test_checkpoint_of_another_model_is_refused(trained_run, make_cfg):
-    cfg = make_cfg("experiment=adversarial_finetune", "model.N=48", f"module.codec_checkpoint={trained_run / 'checkpoints' / 'last.ckpt'}")
+    cfg = make_cfg(
+        "experiment=adversarial_finetune",
+        "model.N=48",
+        f"module.codec_checkpoint={trained_run / 'checkpoints' / 'last.ckpt'}",
+    )
     with pytest.raises(Exception, match="does not fit the configured model"):
         instantiate(cfg.module, codec=instantiate(cfg.model), task=None)

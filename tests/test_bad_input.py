@@ -1,4 +1,5 @@
 """Bad input ends in one clear error naming the file, key or value (or a correct, warned result)."""
+
 import errno
 import io
 import json
@@ -82,7 +83,10 @@ def test_ladder_values_outside_the_codec_range_are_refused(make_cfg, codec, ladd
 
 def test_a_resize_scale_too_small_for_the_encoder_says_so():
     codec = ScaledCodec(PyAVIntraCodec("hevc", 37, "ultrafast"), 0.05)
-    with pytest.raises(InputError, match=r"resize scale 0.05 turns the 200x120 image into 10x6: .*too small for libx265 \(at least 16x16\)"):
+    with pytest.raises(
+        InputError,
+        match=r"resize scale 0.05 turns the 200x120 image into 10x6: .*too small for libx265 \(at least 16x16\)",
+    ):
         codec.encode(torch.rand(3, 120, 200))
 
 
@@ -91,16 +95,28 @@ def test_missing_truncated_and_foreign_resume_checkpoints(trained_run, make_cfg,
     (tmp_path / "truncated.ckpt").write_bytes(data[: len(data) // 2])
     (tmp_path / "text.ckpt").write_text("not a checkpoint")
     for name in ("truncated.ckpt", "text.ckpt"):
-        with pytest.raises(CheckpointError, match=rf"cannot read ckpt_path {tmp_path / name}: truncated, corrupt or not a PyTorch checkpoint \(no zip"):
+        with pytest.raises(
+            CheckpointError,
+            match=rf"cannot read ckpt_path {tmp_path / name}: truncated, corrupt or not a PyTorch checkpoint \(no zip",
+        ):
             train(make_cfg("experiment=lic_hyperprior", "logger=none", f"ckpt_path={tmp_path / name}"))
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path):
     """What a cluster sends before preemption: the job must not look successful, and must keep its state."""
     result = run_cli(
-        "vcm-train", *FAST, "experiment=lic_hyperprior", "logger=none", "trainer.max_steps=50", "trainer.val_check_interval=40",
-        "+callbacks.sigterm._target_=tests.signals.SigtermAtStep", "+callbacks.sigterm.step=3",
-        f"hydra.run.dir={tmp_path / 'run'}", f"paths.log_dir={tmp_path}", cwd=tmp_path, with_tests=True,
+        "vcm-train",
+        *FAST,
+        "experiment=lic_hyperprior",
+        "logger=none",
+        "trainer.max_steps=50",
+        "trainer.val_check_interval=40",
+        "+callbacks.sigterm._target_=tests.signals.SigtermAtStep",
+        "+callbacks.sigterm.step=3",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+        with_tests=True,
     )
     assert result.returncode == 143, result.stderr[-2000:]
     saved = tmp_path / "run" / "checkpoints" / "preempted.ckpt"
@@ -118,7 +134,11 @@ def test_a_full_disk_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoints.torch, "save", full_disk)
-    with pytest.raises(CheckpointError, match=r"cannot write checkpoint .*last.ckpt: No space left on device; nothing partial .* previous file is intact"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"cannot write checkpoint .*last.ckpt: No space left on device; "
+        r"nothing partial .* previous file is intact",
+    ):
         AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, target)
     assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
@@ -131,7 +151,10 @@ def photo():
     return load_rgb(sample_image_paths(VAL_IMAGES)[0])[:, :96, :128]
 
 
-@pytest.mark.parametrize("codec", [PyAVIntraCodec("hevc", 32, "ultrafast"), PillowCodec("jpeg", 75), ScaledCodec(PyAVIntraCodec("av1", 40, 12), 0.5)])
+@pytest.mark.parametrize(
+    "codec",
+    [PyAVIntraCodec("hevc", 32, "ultrafast"), PillowCodec("jpeg", 75), ScaledCodec(PyAVIntraCodec("av1", 40, 12), 0.5)],
+)
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_damaged_conventional_streams_are_refused(photo, codec, damage):
     sealed = SealedCodec(codec)
@@ -196,7 +219,10 @@ def _bbox_csv(tmp_path, rows: list[str]):
 @pytest.mark.parametrize(
     "row, message",
     [
-        ("img1,dog,0.5,0.2,0.1,0.9,0", r"boxes.csv:3: box .* of image img1 is not inside the unit square with min <= max"),
+        (
+            "img1,dog,0.5,0.2,0.1,0.9,0",
+            r"boxes.csv:3: box .* of image img1 is not inside the unit square with min <= max",
+        ),
         ("img1,dog,0.1,1.3,0.1,0.9,0", r"boxes.csv:3: box .* not inside the unit square"),
         ("img1,dog,0.1,abc,0.1,0.9,0", r"boxes.csv:3: XMax='abc' is not a number"),
         ("img1,dog,0.1,0.5", r"boxes.csv:3: the row's number of fields differs from the header's"),
@@ -209,7 +235,9 @@ def test_invalid_openimages_boxes_are_errors_with_file_and_line(tmp_path, row, m
 
 
 def test_invalid_boxes_can_be_dropped_with_a_warning(tmp_path):
-    path = _bbox_csv(tmp_path, ["img0,cat,0.1,0.5,0.2,0.6,0", "img1,dog,0.5,0.2,0.1,0.9,0", "img1,dog,0.1,0.3,0.1,0.9,1"])
+    path = _bbox_csv(
+        tmp_path, ["img0,cat,0.1,0.5,0.2,0.6,0", "img1,dog,0.5,0.2,0.1,0.9,0", "img1,dog,0.1,0.3,0.1,0.9,1"]
+    )
     with pytest.warns(UserWarning, match="dropped 1 invalid boxes"):
         annotations = read_annotations(path, invalid_boxes="drop")
     assert annotations["img1"].boxes == [(0.1, 0.1, 0.3, 0.9)] and annotations["img1"].group_of == [True]
@@ -234,8 +262,16 @@ def test_skipped_images_are_left_out_of_evaluation_not_replaced(tmp_path, make_c
     for name, size in (("a", (64, 48)), ("c", (80, 64))):
         Image.new("RGB", size, (90, 120, 30)).save(folder / f"{name}.png")
     (folder / "b.png").write_bytes(b"not an image")
-    cfg = make_cfg("data=image_folder", "data.train_dir=null", f"data.test_dir={folder}", "data.on_bad_image=skip",
-                   "codec=jpeg", "codec.ladder=[80,40]", fast=False, config_name="eval")
+    cfg = make_cfg(
+        "data=image_folder",
+        "data.train_dir=null",
+        f"data.test_dir={folder}",
+        "data.on_bad_image=skip",
+        "codec=jpeg",
+        "codec.ladder=[80,40]",
+        fast=False,
+        config_name="eval",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         summaries = evaluate(cfg)
@@ -252,12 +288,16 @@ def test_skipped_images_are_left_out_of_evaluation_not_replaced(tmp_path, make_c
         ("bad.csv", "bpp,psnr\n0.1,30\n0.2,abc\n0.3,34\n0.4,35\n", r"bad.csv, line 3: psnr='abc' is not a number"),
         ("ragged.csv", "bpp,psnr\n0.1,30\n0.2\n0.3,34\n0.4,35\n", r"ragged.csv:3: the row's number of fields differs"),
         ("cut.json", '[{"bpp": 0.1, "psnr": 30}, {"bpp": 0.2, "ps', r"cut.json: not valid JSON, truncated or corrupt"),
-        ("nan.json", json.dumps([{"bpp": 0.1, "psnr": float("nan")}] * 4), r"nan.json, rate point 0: psnr=nan is not finite"),
+        (
+            "nan.json",
+            json.dumps([{"bpp": 0.1, "psnr": float("nan")}] * 4),
+            r"nan.json, rate point 0: psnr=nan is not finite",
+        ),
     ],
 )
 def test_vcm_bdrate_names_the_bad_file_and_row(tmp_path, name, text, message):
-    from vcmlab.bdrate import read_curve
     from vcm_metrics.bd_rate import BDRateError
+    from vcmlab.bdrate import read_curve
 
     (tmp_path / name).write_text(text)
     with pytest.raises(BDRateError, match=message):
@@ -271,5 +311,9 @@ def test_filter_registry_checks_types():
 
     with pytest.raises(CheckpointError, match=r"filters.channels='8': expected int, got str"):
         build_network({"_target_": "codec_networks.postfilters.FilterBank", "channels": "8"}, FILTERS, "filters")
-    bank = build_network({"_target_": "codec_networks.postfilters.FilterBank", "filters": 2, "channels": 8, "blocks": 1, "qp_max": 51}, FILTERS, "filters")
+    bank = build_network(
+        {"_target_": "codec_networks.postfilters.FilterBank", "filters": 2, "channels": 8, "blocks": 1, "qp_max": 51},
+        FILTERS,
+        "filters",
+    )
     assert len(bank) == 2 and bank.filters[0].qp_max == 51.0

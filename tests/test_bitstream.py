@@ -9,10 +9,10 @@ from compressai.entropy_models import EntropyBottleneck
 from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 
 from codec_networks import BitstreamError, LearnedCodec
-from vcmlab.errors import InputError
 from codec_networks.bitstream import Payload, pack, unpack
 from codec_networks.one_stream import OneStream
 from codec_networks.padding import pad_to_multiple
+from vcmlab.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,10 @@ class _DecodesOutOfOrder(FactorizedPrior):
 
     def compress(self, x):
         y = self.g_a(x)
-        return {"strings": [self.entropy_bottleneck.compress(y), self.coarse.compress(y[..., ::2, ::2])], "shape": y.shape[-2:]}
+        return {
+            "strings": [self.entropy_bottleneck.compress(y), self.coarse.compress(y[..., ::2, ::2])],
+            "shape": y.shape[-2:],
+        }
 
     def decompress(self, strings, shape):
         self.coarse.decompress(strings[1], [(n + 1) // 2 for n in shape])
@@ -126,7 +129,9 @@ def test_a_model_that_decodes_out_of_order_is_refused():
         LearnedCodec(_DecodesOutOfOrder())
 
 
-@pytest.mark.parametrize("model", [FactorizedPrior(N=16, M=24), MeanScaleHyperprior(N=32, M=48)], ids=["factorized", "mean_scale"])
+@pytest.mark.parametrize(
+    "model", [FactorizedPrior(N=16, M=24), MeanScaleHyperprior(N=32, M=48)], ids=["factorized", "mean_scale"]
+)
 def test_other_model_families_round_trip(image, model):
     torch.manual_seed(0)
     codec = LearnedCodec(model)
@@ -151,7 +156,9 @@ def entropy_decoded_latent(codec: LearnedCodec, data: bytes) -> torch.Tensor:
     payload = unpack(data, codec.n_streams)
     model = codec.model
     with OneStream().reading(model, payload.streams[0]):
-        z_hat = model.entropy_bottleneck.decompress([b""], torch.Size(codec.latent_shape(payload.height, payload.width)))
+        z_hat = model.entropy_bottleneck.decompress(
+            [b""], torch.Size(codec.latent_shape(payload.height, payload.width))
+        )
         indexes = model.gaussian_conditional.build_indexes(model.h_s(z_hat))
         return model.gaussian_conditional.decompress([b""], indexes, z_hat.dtype)
 
@@ -170,10 +177,11 @@ from compressai.models import ScaleHyperprior
 from codec_networks import LearnedCodec
 from tests.test_bitstream import entropy_decoded_latent
 model = ScaleHyperprior(N=32, M=48)
-model.load_state_dict(torch.load({str(tmp_path / 'model.pt')!r}, weights_only=True))
+model.load_state_dict(torch.load({str(tmp_path / "model.pt")!r}, weights_only=True))
 codec = LearnedCodec(model)
-data = open({str(tmp_path / 'image.bin')!r}, 'rb').read()
-torch.save({{"x_hat": codec.decode(data), "y_hat": entropy_decoded_latent(codec, data)}}, {str(tmp_path / 'decoded.pt')!r})
+data = open({str(tmp_path / "image.bin")!r}, 'rb').read()
+decoded = {{"x_hat": codec.decode(data), "y_hat": entropy_decoded_latent(codec, data)}}
+torch.save(decoded, {str(tmp_path / "decoded.pt")!r})
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300, cwd=Path(__file__).parents[1])
     there = torch.load(tmp_path / "decoded.pt", weights_only=True)
@@ -193,6 +201,7 @@ def test_side_information_round_trips_and_counts_in_the_rate(codec, image):
 
 def rate_descent(steps: int, start_scale: float = 1.0):
     """A latent refiner that lowers the estimated rate of y by gradient descent (noise surrogate)."""
+
     def refine(model, x, y):
         y = (y * start_scale).requires_grad_()
         optimizer = torch.optim.Adam([y], lr=0.5)
@@ -205,6 +214,7 @@ def rate_descent(steps: int, start_scale: float = 1.0):
             rate.backward()
             optimizer.step()
         return y
+
     return refine
 
 
@@ -275,7 +285,7 @@ from compressai.models import ScaleHyperprior
 from codec_networks import BitstreamError, LearnedCodec
 from vcmlab.errors import InputError
 model = ScaleHyperprior(N=32, M=48)
-model.load_state_dict(torch.load({str(tmp_path / 'model.pt')!r}, weights_only=True))
+model.load_state_dict(torch.load({str(tmp_path / "model.pt")!r}, weights_only=True))
 codec = LearnedCodec(model)
 for h, w in ((200, 90), (2000, 2000)):
     try:
@@ -285,7 +295,9 @@ for h, w in ((200, 90), (2000, 2000)):
         pass
 print("survived")
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1]
+    )
     assert result.returncode == 0 and "survived" in result.stdout, result.stderr[-1000:]
 
 

@@ -1,4 +1,5 @@
 """The anchors' colour pipeline and encoder settings: what the standards' reference practice does."""
+
 import csv
 
 import av
@@ -62,10 +63,17 @@ def test_444_is_lossless_to_within_rounding(astronaut):
 
 def test_planes_survive_pyav_frames_of_any_line_size():
     rng = np.random.default_rng(0)
-    for colour in (ColourFormat(), ColourFormat(bit_depth=10), ColourFormat(chroma="444"), ColourFormat(chroma="444", bit_depth=10)):
+    for colour in (
+        ColourFormat(),
+        ColourFormat(bit_depth=10),
+        ColourFormat(chroma="444"),
+        ColourFormat(chroma="444", bit_depth=10),
+    ):
         h, w = 38, 90  # 90 is not a multiple of FFmpeg's line alignment
         ch, cw = (h // 2, w // 2) if colour.chroma == "420" else (h, w)
-        planes = [rng.integers(0, 2**colour.bit_depth, size=s).astype(colour.dtype) for s in ((h, w), (ch, cw), (ch, cw))]
+        planes = [
+            rng.integers(0, 2**colour.bit_depth, size=s).astype(colour.dtype) for s in ((h, w), (ch, cw), (ch, cw))
+        ]
         back = planes_from_frame(frame_from_planes(planes, colour), colour)
         assert all(np.array_equal(a, b) for a, b in zip(planes, back))
         raw = colour.raw_bytes(planes)
@@ -108,7 +116,11 @@ def test_hevc_444_and_10_bit_code_what_they_say(astronaut):
 
 def test_settings_name_the_preset_and_every_option():
     av1 = PyAVIntraCodec("av1", 36, 4)
-    assert av1.name == "av1_p4_qp36" and av1.settings["options"] == {"qp": "36", "preset": "4", "svtav1-params": "tune=1"}
+    assert av1.name == "av1_p4_qp36" and av1.settings["options"] == {
+        "qp": "36",
+        "preset": "4",
+        "svtav1-params": "tune=1",
+    }
     assert av1.settings["colour"]["matrix"] == "bt601" and av1.settings["colour"]["bit_depth"] == 8
 
 
@@ -127,9 +139,12 @@ def test_vvc_anchor_commands(tmp_path):
     vtm = tmp_path / "EncoderAppStatic"
     vtm.write_text("#!/bin/sh\nexit 3\n")
     vtm.chmod(0o755)
-    command = VVCBinaryCodec("vtm", qp=32, encoder_path=str(vtm), config="intra.cfg", colour={"chroma": "444", "bit_depth": 10}).encoder_command(
-        tmp_path / "a.yuv", tmp_path / "b.266", 64, 48)
-    assert {"--InputBitDepth=10", "--InternalBitDepth=10", "--InputChromaFormat=444", "--ChromaFormatIDC=444"} <= set(command)
+    command = VVCBinaryCodec(
+        "vtm", qp=32, encoder_path=str(vtm), config="intra.cfg", colour={"chroma": "444", "bit_depth": 10}
+    ).encoder_command(tmp_path / "a.yuv", tmp_path / "b.266", 64, 48)
+    assert {"--InputBitDepth=10", "--InternalBitDepth=10", "--InputChromaFormat=444", "--ChromaFormatIDC=444"} <= set(
+        command
+    )
     assert command[command.index("-c") + 1] == "intra.cfg"
 
 

@@ -1,12 +1,14 @@
-"""Method 1: the competitive assignment, the post-filters, the LightningModule, temperature annealing and real training runs."""
+"""Method 1: the competitive assignment, the post-filters, the LightningModule, temperature annealing and
+real training runs."""
+
 import pytest
 import torch
 
-from vcmlab.callbacks import TemperatureAnnealing
 from codec_networks.postfilters import FilterBank, QPConditionedFilter
 from lightning_modules import CompetitiveFiltersModule
 from lightning_modules.competitive_assignment import assignment_weights, competitive_loss
 from tests.conftest import FILTERS_FAST
+from vcmlab.callbacks import TemperatureAnnealing
 from vcmlab.checkpoints import load_filter_bank, read_checkpoint
 
 
@@ -30,7 +32,9 @@ def test_temperature_moves_weights_from_uniform_to_one_hot():
     cold = assignment_weights(d, temperature=1e-5)
     assert torch.equal(cold, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))
     assert torch.equal(assignment_weights(d, 1.0, "winner_takes_all"), cold)
-    assert torch.equal(assignment_weights(d, 1.0, "independent", torch.tensor([2, 0])), torch.tensor([[0, 0, 1.0], [1.0, 0, 0]]))
+    assert torch.equal(
+        assignment_weights(d, 1.0, "independent", torch.tensor([2, 0])), torch.tensor([[0, 0, 1.0], [1.0, 0, 0]])
+    )
 
 
 def test_weights_carry_no_gradient_and_bad_settings_are_refused():
@@ -58,7 +62,11 @@ def test_untrained_filter_is_the_identity_and_depends_on_qp_once_trained():
 
 def _batch(n=4, size=16):
     original = torch.rand(n, 3, size, size)
-    return {"original": original, "decoded": (original + 0.05 * torch.randn_like(original)).clamp(0, 1), "qp": torch.full((n,), 37.0)}
+    return {
+        "original": original,
+        "decoded": (original + 0.05 * torch.randn_like(original)).clamp(0, 1),
+        "qp": torch.full((n,), 37.0),
+    }
 
 
 def test_module_with_one_filter_has_the_plain_training_loss():
@@ -127,9 +135,18 @@ def test_short_training_lowers_the_mse_of_held_out_hevc_blocks(filters_run, make
 def test_ddp_sim_keeps_filters_usage_prior_and_texture_split_in_sync(make_cfg, tmp_path):
     from vcmlab.train import train
 
-    cfg = make_cfg(*FILTERS_FAST, "module.strategy=independent", "module.cluster_batches=2", "trainer=ddp_sim", "logger=csv",
-                   "trainer.max_steps=4", "trainer.val_check_interval=2", f"data.cache_dir={tmp_path / 'cache'}",
-                   "+callbacks.replica_check._target_=tests.replica_check.ReplicaCheck", fast=False)
+    cfg = make_cfg(
+        *FILTERS_FAST,
+        "module.strategy=independent",
+        "module.cluster_batches=2",
+        "trainer=ddp_sim",
+        "logger=csv",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "+callbacks.replica_check._target_=tests.replica_check.ReplicaCheck",
+        fast=False,
+    )
     metrics = train(cfg)
     assert metrics["val/mse_none"] > 0
     lines = sorted((tmp_path / "replica_check").read_text().splitlines())
@@ -163,7 +180,9 @@ def test_task_and_mixed_distortions_weight_filters_by_task_features():
     features = feature_distortion(task, outputs, batch["original"])
     assert features.shape == (4, 2) and (features > 0).all()
     mse = CompetitiveFiltersModule(bank).distortions(outputs, batch["original"])
-    mixed = CompetitiveFiltersModule(bank, task, distortion="mix", task_scale=10.0).distortions(outputs, batch["original"])
+    mixed = CompetitiveFiltersModule(bank, task, distortion="mix", task_scale=10.0).distortions(
+        outputs, batch["original"]
+    )
     assert torch.allclose(mixed, mse + 10.0 * features)
     module = CompetitiveFiltersModule(bank, task, distortion="task", temperature=1.0)
     module.log = lambda *a, **k: None
@@ -174,8 +193,15 @@ def test_task_and_mixed_distortions_weight_filters_by_task_features():
 def test_filter_usage_per_qp_goes_to_wandb_as_histograms(make_cfg, tmp_path):
     from vcmlab.train import train
 
-    cfg = make_cfg(*FILTERS_FAST, "logger=wandb", "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1",
-                   f"data.cache_dir={tmp_path / 'cache'}", fast=False)
+    cfg = make_cfg(
+        *FILTERS_FAST,
+        "logger=wandb",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "trainer.log_every_n_steps=1",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        fast=False,
+    )
     metrics = train(cfg)
     shares = [metrics[f"val/usage/{k}"] for k in ("no_filter", "filter_0", "filter_1")]
     assert sum(shares) == pytest.approx(1)

@@ -1,4 +1,5 @@
 """Every config composes; every experiment instantiates; bad keys and names fail clearly."""
+
 import importlib.util
 
 import pytest
@@ -7,8 +8,8 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from vcmlab.compose import compose_config
 from vcmlab import CONF_DIR
+from vcmlab.compose import compose_config
 from vcmlab.instantiate import instantiate_group
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -78,14 +79,18 @@ def test_task_weight_without_task_network_is_refused(tmp_path):
         instantiate(cfg.module, codec=instantiate(cfg.model), task=None)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None, reason="pip install 'vcmlab[optuna]'")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None, reason="pip install 'vcmlab[optuna]'"
+)
 def test_optuna_sweep_config_composes(tmp_path):
     cfg = compose_config(["hparams_search=optuna_lr"], tmp_path)
     assert cfg.optimized_metric == "val/rd_loss"
     assert "module.optimizer.lr" in cfg.hydra.sweeper.params
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None, reason="pip install 'vcmlab[slurm]'")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None, reason="pip install 'vcmlab[slurm]'"
+)
 def test_slurm_launcher_config_composes(tmp_path):
     cfg = compose_config(["hydra/launcher=slurm"], tmp_path)
     assert cfg.hydra.launcher.tasks_per_node == cfg.hydra.launcher.gpus_per_node
@@ -97,7 +102,10 @@ def test_no_generic_top_level_import_name(tmp_path):
     import subprocess
     import sys
 
-    script = "import importlib.util, vcmlab.callbacks; print(importlib.util.find_spec('callbacks'), vcmlab.callbacks.RatePointCheckpoint.__name__)"
+    script = (
+        "import importlib.util, vcmlab.callbacks; print(importlib.util.find_spec('callbacks'), "
+        "vcmlab.callbacks.RatePointCheckpoint.__name__)"
+    )
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["None", "RatePointCheckpoint"]

@@ -67,7 +67,7 @@ def test_vvc_commands_are_argument_lists(tmp_path):
     fake.chmod(0o755)
     codec = VVCBinaryCodec("vvenc", qp=37, encoder_path=str(fake))
     command = codec.encoder_command(tmp_path / "a.yuv", tmp_path / "b.266", 64, 48)
-    assert command[0] == str(fake) and ["--qp", "37"] == command[command.index("--qp"):command.index("--qp") + 2]
+    assert command[0] == str(fake) and command[command.index("--qp") : command.index("--qp") + 2] == ["--qp", "37"]
     assert "64x48" in command
     with pytest.raises(CodecError, match="vvencapp failed \\(exit 3\\)"):
         codec.encode(torch.rand(3, 48, 64))

@@ -1,6 +1,7 @@
 """Every file in conf/experiment/ trains for one step (debug=fdr), found by glob: a new experiment is
 covered the day it is added. Only sizes and data locations are shrunk; what each experiment composes
 (module, task network, schedule) is its own."""
+
 import math
 
 import pytest
@@ -24,9 +25,17 @@ def openimages_standin(folder) -> list[str]:
     for i, image_id in enumerate(ids):
         write_image(folder / "img" / f"{image_id}.jpg", size=(160 + 8 * i, 120), seed=i)
     (folder / "subset.lst").write_text("\n".join(ids) + "\n")
-    split = {"image_dir": folder / "img", "bbox_csv": OIV6 / "detection_validation_5k_bbox.csv",
-             "labels_csv": OIV6 / "detection_validation_labels_5k.csv", "subset_list": folder / "subset.lst"}
-    return [f"data.{s}.{k}={v}" for s in ("train", "val") for k, v in split.items()] + ["data.crop_size=64", "data.batch_size=2", "data.num_workers=0"]
+    split = {
+        "image_dir": folder / "img",
+        "bbox_csv": OIV6 / "detection_validation_5k_bbox.csv",
+        "labels_csv": OIV6 / "detection_validation_labels_5k.csv",
+        "subset_list": folder / "subset.lst",
+    }
+    return [f"data.{s}.{k}={v}" for s in ("train", "val") for k, v in split.items()] + [
+        "data.crop_size=64",
+        "data.batch_size=2",
+        "data.num_workers=0",
+    ]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -40,6 +49,15 @@ def test_every_experiment_trains_one_step(experiment, make_cfg, tmp_path):
         shrink = ["model.N=32", "model.M=48", *openimages_standin(tmp_path)]
     else:
         shrink = CODEC_SIZES
-    metrics = train(make_cfg(f"experiment={experiment}", "trainer=cpu", "debug=fdr", "logger=none", "callbacks.anchor_comparison=null",
-                             *shrink, fast=False))
+    metrics = train(
+        make_cfg(
+            f"experiment={experiment}",
+            "trainer=cpu",
+            "debug=fdr",
+            "logger=none",
+            "callbacks.anchor_comparison=null",
+            *shrink,
+            fast=False,
+        )
+    )
     assert "train/loss" in metrics and math.isfinite(metrics["train/loss"]), metrics

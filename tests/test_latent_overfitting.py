@@ -1,5 +1,6 @@
 """Latent overfitting lowers the objective it optimises on held-out real photos, measured on real
 bitstreams decoded by a decoder that knows nothing of it."""
+
 import json
 
 import pytest
@@ -23,7 +24,9 @@ def photos():
 
 def real_objective(data: bytes, decoder: LearnedCodec, image: torch.Tensor) -> float:
     decoded = decoder.decode(data)
-    return 8 * len(data) / (image.shape[-2] * image.shape[-1]) + LAMBDA * float((decoded - image).pow(2).mean()) * 255**2
+    return (
+        8 * len(data) / (image.shape[-2] * image.shape[-1]) + LAMBDA * float((decoded - image).pow(2).mean()) * 255**2
+    )
 
 
 @pytest.mark.parametrize("surrogate", ["noise", "ste", "sga"])
@@ -31,7 +34,10 @@ def test_lof_lowers_the_real_rd_objective(trained_run, photos, surrogate):
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     decoder = LearnedCodec(load_codec(ckpt))  # unchanged decoder
     plain = LearnedCodec(load_codec(ckpt))
-    lof = LearnedCodec(load_codec(ckpt), latent_refiner=LatentOverfitter(steps=25, lr=2e-2, distortion_weight=LAMBDA, surrogate=surrogate))
+    lof = LearnedCodec(
+        load_codec(ckpt),
+        latent_refiner=LatentOverfitter(steps=25, lr=2e-2, distortion_weight=LAMBDA, surrogate=surrogate),
+    )
     for image in photos:
         before = real_objective(plain.encode(image), decoder, image)
         after = real_objective(lof.encode(image), decoder, image)
@@ -71,7 +77,14 @@ def test_surrogates_and_validation():
 def test_vcm_eval_with_lof_then_bd_rate(trained_run, tmp_path):
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     common = [f"codec.ckpt_paths=[{ckpt}]", "data.val_crop_size=64", f"paths.log_dir={tmp_path}"]
-    result = run_cli("vcm-eval", "codec=checkpoints_lof", "codec.latent_refiner.steps=5", *common, f"hydra.run.dir={tmp_path / 'lof'}", cwd=tmp_path)
+    result = run_cli(
+        "vcm-eval",
+        "codec=checkpoints_lof",
+        "codec.latent_refiner.steps=5",
+        *common,
+        f"hydra.run.dir={tmp_path / 'lof'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "lof" / "summaries.json").read_text())[0]
     assert summary["bpp"] > 0 and summary["encode_s"] > summary["decode_s"]  # the encoder did the extra work

@@ -12,7 +12,9 @@ def test_no_keyframes_gives_base_weights_everywhere():
 
 
 def test_warmup_then_linear_ramp_of_task_term():
-    s = LossWeightSchedule(task_weight=4.0, keyframes=[{"step": 0, "task": 0}, {"step": 100, "task": 0}, {"step": 200, "task": 1}])
+    s = LossWeightSchedule(
+        task_weight=4.0, keyframes=[{"step": 0, "task": 0}, {"step": 100, "task": 0}, {"step": 200, "task": 1}]
+    )
     assert s(0).task == 0 and s(99).task == 0 and s(100).task == 0
     assert s(150).task == pytest.approx(2.0)
     assert s(200).task == pytest.approx(4.0) and s(5000).task == pytest.approx(4.0)
@@ -21,12 +23,16 @@ def test_warmup_then_linear_ramp_of_task_term():
 
 
 def test_step_interpolation_holds_until_next_keyframe():
-    s = LossWeightSchedule(rate_weight=1.0, keyframes=[{"step": 0, "rate": 0.5}, {"step": 10, "rate": 2.0}], interpolation="step")
+    s = LossWeightSchedule(
+        rate_weight=1.0, keyframes=[{"step": 0, "rate": 0.5}, {"step": 10, "rate": 2.0}], interpolation="step"
+    )
     assert s(9).rate == 0.5 and s(10).rate == 2.0
 
 
 def test_missing_keys_carry_over_from_previous_keyframe():
-    s = LossWeightSchedule(task_weight=2.0, keyframes=[{"step": 0, "rate": 0.0, "task": 0.0}, {"step": 10, "task": 1.0}])
+    s = LossWeightSchedule(
+        task_weight=2.0, keyframes=[{"step": 0, "rate": 0.0, "task": 0.0}, {"step": 10, "task": 1.0}]
+    )
     assert s(10).rate == 0.0  # not named at step 10: stays 0
     assert s(10).task == 2.0 and s(5).task == pytest.approx(1.0)
 

@@ -1,4 +1,5 @@
 """Method 10: the MAML inner loop is differentiable (second order) or not (first order)."""
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -15,6 +16,7 @@ def module_and_batch(make_cfg):
         module = instantiate(cfg.module, codec=instantiate(cfg.model), task=None)
         torch.manual_seed(0)
         return module, pad_to_multiple(torch.rand(2, 3, 64, 64))
+
     return make
 
 
@@ -69,7 +71,13 @@ def test_normalized_inner_step_moves_each_latent_by_about_lr():
 
 
 def test_phase_two_from_a_checkpoint_stays_finite(trained_run, make_cfg):
-    cfg = make_cfg("experiment=maml_l2c", f"module.codec_checkpoint={trained_run / 'checkpoints' / 'last.ckpt'}", "logger=none",
-                   "trainer.max_steps=4", "trainer.val_check_interval=4", "module.optimizer.lr=1e-3")
+    cfg = make_cfg(
+        "experiment=maml_l2c",
+        f"module.codec_checkpoint={trained_run / 'checkpoints' / 'last.ckpt'}",
+        "logger=none",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=4",
+        "module.optimizer.lr=1e-3",
+    )
     metrics = train(cfg)
     assert torch.isfinite(torch.tensor([metrics["train/loss"], metrics["val/bpp"], metrics["val/psnr"]])).all()

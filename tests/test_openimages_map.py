@@ -1,4 +1,5 @@
 """The OpenImages-protocol evaluator on the real MPEG-VCM OpenImages annotations and on focused cases."""
+
 import numpy as np
 import pytest
 
@@ -12,7 +13,9 @@ needs_oiv6 = pytest.mark.skipif(not OIV6.is_dir(), reason="../shared/data/oiv6-m
 
 @pytest.fixture(scope="module")
 def real_gt():
-    annotations = read_annotations(OIV6 / "detection_validation_5k_bbox.csv", OIV6 / "detection_validation_labels_5k.csv")
+    annotations = read_annotations(
+        OIV6 / "detection_validation_5k_bbox.csv", OIV6 / "detection_validation_labels_5k.csv"
+    )
     return {
         image_id: {
             "boxes": np.array(a.boxes, dtype=float).reshape(-1, 4),
@@ -51,12 +54,21 @@ def test_jittered_dropped_and_duplicated_boxes_lower_map(real_gt):
     perfect = {}
     for i, d in perfect_detections(real_gt).items():  # spread scores so images interleave in the ranking
         group = real_gt[i]["is_group_of"]
-        perfect[i] = {**d, "scores": np.where(group, rng.uniform(0.0, 0.5, len(group)), rng.uniform(0.5, 1.0, len(group)))}
+        perfect[i] = {
+            **d,
+            "scores": np.where(group, rng.uniform(0.0, 0.5, len(group)), rng.uniform(0.5, 1.0, len(group))),
+        }
     assert evaluate_openimages(real_gt, perfect, tie_break="iou")["map"] == pytest.approx(1.0)
 
     def copies(offset):
-        return {i: {"boxes": np.concatenate([d["boxes"]] * 2), "labels": np.concatenate([d["labels"]] * 2),
-                    "scores": np.concatenate([d["scores"], d["scores"] + offset])} for i, d in perfect.items()}
+        return {
+            i: {
+                "boxes": np.concatenate([d["boxes"]] * 2),
+                "labels": np.concatenate([d["labels"]] * 2),
+                "scores": np.concatenate([d["scores"], d["scores"] + offset]),
+            }
+            for i, d in perfect.items()
+        }
 
     jittered = {}
     for i, d in perfect.items():
@@ -71,17 +83,31 @@ def test_jittered_dropped_and_duplicated_boxes_lower_map(real_gt):
     assert m_jit < 0.9
     assert 0.35 < m_drop < 0.75  # about half of the objects found
     assert m_dup < 0.8  # duplicates interleaved with true positives are false positives
-    assert m_dup_last == pytest.approx(evaluate_openimages(real_gt, perfect)["map"])  # AP is a precision envelope: trailing FPs cost nothing
+    assert m_dup_last == pytest.approx(
+        evaluate_openimages(real_gt, perfect)["map"]
+    )  # AP is a precision envelope: trailing FPs cost nothing
 
 
 def gt_one(boxes, labels, group_of=None, image_labels=()):
     boxes = np.array(boxes, dtype=float).reshape(-1, 4)
-    return {"img": {"boxes": boxes, "labels": np.array(labels), "is_group_of": np.array(group_of or [False] * len(boxes)),
-                    "image_labels": list(image_labels)}}
+    return {
+        "img": {
+            "boxes": boxes,
+            "labels": np.array(labels),
+            "is_group_of": np.array(group_of or [False] * len(boxes)),
+            "image_labels": list(image_labels),
+        }
+    }
 
 
 def det_one(boxes, labels, scores):
-    return {"img": {"boxes": np.array(boxes, dtype=float).reshape(-1, 4), "labels": np.array(labels), "scores": np.array(scores, dtype=float)}}
+    return {
+        "img": {
+            "boxes": np.array(boxes, dtype=float).reshape(-1, 4),
+            "labels": np.array(labels),
+            "scores": np.array(scores, dtype=float),
+        }
+    }
 
 
 def test_many_detections_in_a_group_of_box_count_as_one_true_positive():
@@ -122,7 +148,14 @@ def test_masks_use_mask_overlap():
     mask = np.zeros((1, 20, 20), dtype=bool)
     mask[0, 5:15, 5:15] = True
     gt = {"img": {"boxes": np.array([[5, 5, 15, 15.0]]), "labels": np.array([1]), "masks": mask}}
-    good = {"img": {"boxes": np.array([[0, 0, 20, 20.0]]), "labels": np.array([1]), "scores": np.array([0.9]), "masks": mask.copy()}}
+    good = {
+        "img": {
+            "boxes": np.array([[0, 0, 20, 20.0]]),
+            "labels": np.array([1]),
+            "scores": np.array([0.9]),
+            "masks": mask.copy(),
+        }
+    }
     shifted = {"img": {**good["img"], "masks": np.roll(mask, 6, axis=2)}}
     assert evaluate_openimages(gt, good, use_masks=True)["map"] == 1.0
     assert evaluate_openimages(gt, shifted, use_masks=True)["map"] == 0.0
@@ -149,7 +182,11 @@ def test_zero_and_negative_area_detections_are_dropped_as_the_reference_does():
 @pytest.mark.parametrize(
     "order, tie_break, expected",
     [
-        ("large_first", "first", 0.5),  # the reference: np.argmax over IoA picks the first nested box, G_large takes both
+        (
+            "large_first",
+            "first",
+            0.5,
+        ),  # the reference: np.argmax over IoA picks the first nested box, G_large takes both
         ("small_first", "first", 1.0),
         ("large_first", "iou", 1.0),  # the option: the nested box of larger IoU, independent of row order
         ("small_first", "iou", 1.0),

@@ -1,5 +1,6 @@
 """Post-filtered conventional codecs: per-block filter choice (method 1) and bias-only finetuning
 (method 9), with their side information in real HEVC streams."""
+
 import pytest
 import torch
 
@@ -7,8 +8,8 @@ from codec_networks.postfilter_codecs import AdaptedFilterCodec, BlockFilterCode
 from codec_networks.postfilters import FilterBank, QPConditionedFilter
 from codec_networks.side_info import decode_symbols, unframe
 from conventional_codecs import CodecError, PyAVIntraCodec
-from datamodules.sample import VAL_IMAGES, sample_image_paths
 from datamodules.image_io import load_rgb
+from datamodules.sample import VAL_IMAGES, sample_image_paths
 from vcmlab.checkpoints import load_filter_bank
 
 
@@ -63,7 +64,11 @@ def test_finetuning_changes_only_what_it_may_and_the_decoder_rebuilds_the_same_f
     data = sender.encode(photo)
     tuned, trained = dict(sender.last_filter.named_parameters()), dict(base.named_parameters())
     changed = {n for n in trained if not torch.equal(tuned[n], trained[n])}
-    assert changed and all(n.endswith("bias") for n in changed) if params == "bias" else any(n.endswith("weight") for n in changed)
+    assert (
+        changed and all(n.endswith("bias") for n in changed)
+        if params == "bias"
+        else any(n.endswith("weight") for n in changed)
+    )
     assert changed <= set(parameter_names(base, params))
 
     receiver = AdaptedFilterCodec(hevc, base, qp=42, params=params, step=1 / 512)  # step: shared codec setting
@@ -107,7 +112,12 @@ def test_vcm_eval_with_trained_filters_then_one_bd_rate_table(filters_run, tmp_p
     common = ["codec.ladder=[32,37,42,47]", "codec.codec.preset=ultrafast", f"paths.log_dir={tmp_path}"]
     runs = {
         "hevc": ["codec=hevc"],
-        "filters": ["codec=hevc_postfilter", f"codec.postfilter.ckpt_path={ckpt}", "codec.postfilter.block_size=64", "logger=wandb"],
+        "filters": [
+            "codec=hevc_postfilter",
+            f"codec.postfilter.ckpt_path={ckpt}",
+            "codec.postfilter.block_size=64",
+            "logger=wandb",
+        ],
         "bias": ["codec=hevc_bias_finetune", f"codec.postfilter.ckpt_path={ckpt}", "codec.postfilter.adapt.steps=3"],
     }
     for name, overrides in runs.items():
@@ -122,11 +132,24 @@ def test_vcm_eval_with_trained_filters_then_one_bd_rate_table(filters_run, tmp_p
     run = next((tmp_path / "filters" / "wandb").glob("offline-run-*"))
     assert b"eval/filter_usage/hevc_qp37_pf2" in next(run.glob("*.wandb")).read_bytes()  # the histogram's record
     bias = json.loads((tmp_path / "bias" / "summaries.json").read_text())
-    assert all(b["name"].endswith("_pf_bias") and b["side_info_bpp"] >= 0 for b in bias) and any(b["side_info_bpp"] > 0 for b in bias)
+    assert all(b["name"].endswith("_pf_bias") and b["side_info_bpp"] >= 0 for b in bias) and any(
+        b["side_info_bpp"] > 0 for b in bias
+    )
 
     table = tmp_path / "table.json"
-    result = run_cli("vcm-bdrate", str(tmp_path / "hevc" / "summaries.json"), str(tmp_path / "filters" / "summaries.json"),
-                     str(tmp_path / "bias" / "summaries.json"), "--metric", "psnr", "--metric", "ms_ssim", "--json", str(table), cwd=tmp_path)
+    result = run_cli(
+        "vcm-bdrate",
+        str(tmp_path / "hevc" / "summaries.json"),
+        str(tmp_path / "filters" / "summaries.json"),
+        str(tmp_path / "bias" / "summaries.json"),
+        "--metric",
+        "psnr",
+        "--metric",
+        "ms_ssim",
+        "--json",
+        str(table),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "| filters |" in result.stdout and "BD-rate ms_ssim" in result.stdout
     rows = json.loads(table.read_text())["rows"]

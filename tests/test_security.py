@@ -1,11 +1,19 @@
 """Nothing read from a file chooses what code runs: crafted checkpoints for every loader."""
+
 import pytest
 import torch
 from compressai.models import ScaleHyperprior
 
 from task_networks.weights import load_weights
 from tests.conftest import FAST, run_cli
-from vcmlab.checkpoints import drop_foreign_callback_paths, load_codec, load_codec_weights, load_filter_bank, read_checkpoint, read_tensor_file
+from vcmlab.checkpoints import (
+    drop_foreign_callback_paths,
+    load_codec,
+    load_codec_weights,
+    load_filter_bank,
+    read_checkpoint,
+    read_tensor_file,
+)
 from vcmlab.errors import CheckpointError
 
 
@@ -28,13 +36,17 @@ def last_ckpt(trained_run):
 
 def test_codec_checkpoint_naming_another_callable_is_refused(last_ckpt, tmp_path):
     marker = tmp_path / "marker"
-    evil = craft(last_ckpt, tmp_path / "evil.ckpt", lambda c: c["vcmlab_config"].__setitem__("model", opens_marker(marker)))
+    evil = craft(
+        last_ckpt, tmp_path / "evil.ckpt", lambda c: c["vcmlab_config"].__setitem__("model", opens_marker(marker))
+    )
     with pytest.raises(CheckpointError, match=r"model\._target_='builtins.open' is not a registered network"):
         load_codec(evil)
     result = run_cli("vcm-eval", f"codec.ckpt_paths={evil}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2 and "vcm-eval: error:" in result.stderr and "builtins.open" in result.stderr
     assert "Traceback" not in result.stderr
-    result = run_cli("vcm-fit-bias-sets", "--checkpoint", str(evil), "--k", "1", "--out", str(tmp_path / "s.pt"), cwd=tmp_path)
+    result = run_cli(
+        "vcm-fit-bias-sets", "--checkpoint", str(evil), "--k", "1", "--out", str(tmp_path / "s.pt"), cwd=tmp_path
+    )
     assert result.returncode == 2 and "vcm-fit-bias-sets: error:" in result.stderr
     assert not marker.exists() and not (tmp_path / "s.pt").exists()
 
@@ -59,10 +71,20 @@ def test_stored_arguments_are_type_checked(last_ckpt, tmp_path, mutate, message)
 
 def test_filter_checkpoint_naming_another_callable_is_refused(last_ckpt, tmp_path):
     marker = tmp_path / "marker"
-    evil = craft(last_ckpt, tmp_path / "evil.ckpt", lambda c: c["vcmlab_config"].__setitem__("module", {"filters": opens_marker(marker)}))
+    evil = craft(
+        last_ckpt,
+        tmp_path / "evil.ckpt",
+        lambda c: c["vcmlab_config"].__setitem__("module", {"filters": opens_marker(marker)}),
+    )
     with pytest.raises(CheckpointError, match=r"module\.filters\._target_='builtins.open'"):
         load_filter_bank(evil)
-    result = run_cli("vcm-eval", "codec=hevc_postfilter", f"codec.postfilter.ckpt_path={evil}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    result = run_cli(
+        "vcm-eval",
+        "codec=hevc_postfilter",
+        f"codec.postfilter.ckpt_path={evil}",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "builtins.open" in result.stderr and not marker.exists()
 
 
@@ -77,15 +99,30 @@ def test_resume_from_a_crafted_checkpoint_runs_nothing_and_deletes_nothing(last_
         c["vcmlab_config"]["model"] = opens_marker(marker)
         for state in c["callbacks"].values():
             if "dirpath" in state:
-                state.update(dirpath=str(run_dir / "checkpoints"), best_model_path="s3://bucket/victim", last_model_path=str(victim),
-                             kth_best_model_path=str(victim), best_k_models={str(victim): torch.tensor(1e9)})
+                state.update(
+                    dirpath=str(run_dir / "checkpoints"),
+                    best_model_path="s3://bucket/victim",
+                    last_model_path=str(victim),
+                    kth_best_model_path=str(victim),
+                    best_k_models={str(victim): torch.tensor(1e9)},
+                )
 
     evil = craft(last_ckpt, tmp_path / "evil.ckpt", mutate)
     state = next(s for s in read_checkpoint(evil)["callbacks"].values() if "dirpath" in s)
     drop_foreign_callback_paths({"callbacks": {"x": state}})
     assert state["best_k_models"] == {} and state["best_model_path"] == state["last_model_path"] == ""
-    result = run_cli("vcm-train", *FAST, "experiment=lic_hyperprior", "logger=none", f"ckpt_path={evil}", "trainer.max_steps=12",
-                     "trainer.val_check_interval=4", f"hydra.run.dir={run_dir}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    result = run_cli(
+        "vcm-train",
+        *FAST,
+        "experiment=lic_hyperprior",
+        "logger=none",
+        f"ckpt_path={evil}",
+        "trainer.max_steps=12",
+        "trainer.val_check_interval=4",
+        f"hydra.run.dir={run_dir}",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 12
     assert victim.read_text() == "keep me" and not marker.exists()

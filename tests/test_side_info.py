@@ -1,4 +1,5 @@
 """Entropy-coded side information: rANS round trips, escapes, framing and its errors."""
+
 import pytest
 import torch
 

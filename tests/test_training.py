@@ -1,12 +1,13 @@
 """Training end to end on the sample photographs: fast_dev_run, real bitstreams, resume, DDP, W&B."""
+
 import json
 
 import pytest
 import torch
 
 from codec_networks import LearnedCodec
-from vcmlab.compose import compose_config
 from vcmlab.checkpoints import load_codec, read_checkpoint
+from vcmlab.compose import compose_config
 from vcmlab.train import train
 
 
@@ -54,21 +55,38 @@ def test_one_global_step_per_batch_despite_two_optimizers(trained_run):
 
 def test_resume_continues_the_step_count(trained_run, tmp_path):
     cfg = compose_config(
-        ["model.N=32", "model.M=48", "data.crop_size=64", "data.val_crop_size=64", "data.batch_size=2", "data.train_repeats=1",
-         "experiment=lic_hyperprior", "logger=none", "trainer.max_steps=12", "trainer.val_check_interval=4",
-         f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}"],
+        [
+            "model.N=32",
+            "model.M=48",
+            "data.crop_size=64",
+            "data.val_crop_size=64",
+            "data.batch_size=2",
+            "data.train_repeats=1",
+            "experiment=lic_hyperprior",
+            "logger=none",
+            "trainer.max_steps=12",
+            "trainer.val_check_interval=4",
+            f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+        ],
         tmp_path,
     )
     train(cfg)
     resumed = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == 12
-    assert resumed["loops"]["fit_loop"]["epoch_loop.manual_optimization.optim_step_progress"]["total"]["completed"] == 12
+    assert (
+        resumed["loops"]["fit_loop"]["epoch_loop.manual_optimization.optim_step_progress"]["total"]["completed"] == 12
+    )
 
 
 def test_missing_and_incompatible_checkpoints_are_refused(trained_run, make_cfg):
     with pytest.raises(FileNotFoundError, match="ckpt_path not found: /nonexistent/last.ckpt"):
         train(make_cfg("experiment=lic_hyperprior", "logger=none", "ckpt_path=/nonexistent/last.ckpt"))
-    cfg = make_cfg("experiment=lic_hyperprior", "logger=none", "model.N=48", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}")
+    cfg = make_cfg(
+        "experiment=lic_hyperprior",
+        "logger=none",
+        "model.N=48",
+        f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+    )
     with pytest.raises(ValueError, match="does not fit the configured model"):
         train(cfg)
 
@@ -80,8 +98,14 @@ def test_wandb_offline_run_directory_appears(make_cfg, tmp_path):
 
 
 def test_ddp_sim_trains_two_processes_in_sync(make_cfg, tmp_path):
-    cfg = make_cfg("experiment=lic_hyperprior", "trainer=ddp_sim", "logger=csv", "trainer.max_steps=4", "trainer.val_check_interval=2",
-                   "+callbacks.replica_check._target_=tests.replica_check.ReplicaCheck")
+    cfg = make_cfg(
+        "experiment=lic_hyperprior",
+        "trainer=ddp_sim",
+        "logger=csv",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        "+callbacks.replica_check._target_=tests.replica_check.ReplicaCheck",
+    )
     metrics = train(cfg)
     assert metrics["val/bpp"] > 0
     # ReplicaCheck (run inside both processes) wrote one line per rank with a hash of every parameter
@@ -90,8 +114,14 @@ def test_ddp_sim_trains_two_processes_in_sync(make_cfg, tmp_path):
 
 
 def test_overfit_lowers_the_loss(make_cfg, tmp_path):
-    cfg = make_cfg("experiment=lic_hyperprior", "debug=overfit", "logger=csv", "trainer.max_steps=40", "trainer.val_check_interval=20",
-                   "trainer.log_every_n_steps=1")
+    cfg = make_cfg(
+        "experiment=lic_hyperprior",
+        "debug=overfit",
+        "logger=csv",
+        "trainer.max_steps=40",
+        "trainer.val_check_interval=20",
+        "trainer.log_every_n_steps=1",
+    )
     train(cfg)
     rows = [line.split(",") for line in (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()]
     col = rows[0].index("train/loss")
@@ -127,13 +157,28 @@ def test_a_run_ends_with_the_codec_next_to_jpeg_and_webp_at_the_same_bpp(make_cf
     from tests.conftest import FAST
 
     overrides = [o for o in FAST if "anchor_comparison" not in o]
-    train(make_cfg(*overrides, "experiment=icm_e2e", "task=mobilenet_v2", "trainer.max_steps=2", "trainer.val_check_interval=2",
-                   "logger=none", "callbacks.rate_points.at_steps=[]", fast=False))
+    train(
+        make_cfg(
+            *overrides,
+            "experiment=icm_e2e",
+            "task=mobilenet_v2",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "logger=none",
+            "callbacks.rate_points.at_steps=[]",
+            fast=False,
+        )
+    )
     result = json.loads((tmp_path / "anchor_comparison.json").read_text())
     learned, *anchors = result["rows"]
     assert learned["name"] == "learned" and [a["name"].split("_q")[0] for a in anchors] == ["jpeg", "webp"]
     assert all("top1_agreement" in row and 0 <= row["top1_agreement"] <= 1 for row in result["rows"])
     for anchor in anchors:  # the anchor's quality is the one whose bpp is nearest the learned codec's
         curve = result["curves"][anchor["name"].split("_q")[0]]
-        assert min(abs(p["bpp"] - learned["bpp"]) for p in curve) == abs(anchor["bpp"] - learned["bpp"]) and len(curve) >= 5
-    assert (tmp_path / "anchor_rd.png").stat().st_size > 0 and "| learned |" in (tmp_path / "anchor_comparison.md").read_text()
+        assert (
+            min(abs(p["bpp"] - learned["bpp"]) for p in curve) == abs(anchor["bpp"] - learned["bpp"])
+            and len(curve) >= 5
+        )
+    assert (tmp_path / "anchor_rd.png").stat().st_size > 0 and "| learned |" in (
+        tmp_path / "anchor_comparison.md"
+    ).read_text()

@@ -1,5 +1,6 @@
 """Metrics: image quality (PSNR, MS-SSIM), rate, task mAP (OpenImages protocol, COCO), classification
 agreement and accuracy, BD-rate."""
+
 from vcm_metrics.bd_rate import BDRateError, bd_quality, bd_rate
 from vcm_metrics.classification import top_k_accuracy, top_k_agreement
 from vcm_metrics.coco_map import evaluate_coco
@@ -8,6 +9,16 @@ from vcm_metrics.openimages_map import evaluate_openimages
 from vcm_metrics.rate import bits_from_likelihoods
 
 __all__ = [
-    "BDRateError", "bd_quality", "bd_rate", "bits_from_likelihoods", "evaluate_coco", "evaluate_openimages", "ms_ssim", "mse_255", "psnr", "top_k_accuracy",
-    "top_k_agreement", "yuv_psnr",
+    "BDRateError",
+    "bd_quality",
+    "bd_rate",
+    "bits_from_likelihoods",
+    "evaluate_coco",
+    "evaluate_openimages",
+    "ms_ssim",
+    "mse_255",
+    "psnr",
+    "top_k_accuracy",
+    "top_k_agreement",
+    "yuv_psnr",
 ]

@@ -5,6 +5,7 @@ Transposed-convolution decoders leave periodic patterns with exactly those perio
 share of the error spectrum (DC excluded) on the bins k·H/p, l·W/p (p a period, not both zero): white
 noise scores about the share of such bins (a few percent at 256²); a checkerboard scores near 1.
 """
+
 from __future__ import annotations
 
 import torch

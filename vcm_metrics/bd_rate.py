@@ -8,10 +8,12 @@ quality difference over the overlapping log-rate interval. Two interpolations:
 Curves need at least 4 points, overlapping ranges and distinct quality values; a curve whose quality
 does not rise with rate (common for mAP at low rates) is interpolated as given, with a warning.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -36,7 +38,9 @@ def _prepare(rate: Sequence[float], quality: Sequence[float], name: str) -> tupl
     order = np.argsort(r)
     r, q = r[order], q[order]
     if np.any(np.diff(q) <= 0):
-        warnings.warn(f"{name}: quality does not increase strictly with rate; the BD value is less reliable", stacklevel=3)
+        warnings.warn(
+            f"{name}: quality does not increase strictly with rate; the BD value is less reliable", stacklevel=3
+        )
     return np.log10(r), q
 
 
@@ -57,7 +61,9 @@ def _average(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: Method,
 def _overlap(a: np.ndarray, b: np.ndarray, what: str) -> tuple[float, float]:
     lo, hi = max(a.min(), b.min()), min(a.max(), b.max())
     if hi <= lo:
-        raise BDRateError(f"the curves' {what} ranges do not overlap ([{a.min():g}, {a.max():g}] vs [{b.min():g}, {b.max():g}])")
+        raise BDRateError(
+            f"the curves' {what} ranges do not overlap ([{a.min():g}, {a.max():g}] vs [{b.min():g}, {b.max():g}])"
+        )
     return lo, hi
 
 

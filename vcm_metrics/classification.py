@@ -1,8 +1,9 @@
 """Classification metrics for coding for machines: agreement with the uncompressed image's prediction
 (pseudo ground truth, needs no labels) and accuracy against labels."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -12,7 +13,9 @@ def _ranked(prediction: Mapping) -> np.ndarray:
     return np.asarray(prediction["labels"]).reshape(-1)
 
 
-def top_k_agreement(references: Mapping[str, Mapping], predictions: Mapping[str, Mapping], k: int = 5) -> dict[str, float]:
+def top_k_agreement(
+    references: Mapping[str, Mapping], predictions: Mapping[str, Mapping], k: int = 5
+) -> dict[str, float]:
     """top1_agreement: share of images whose decoded top-1 class is the uncompressed image's top-1;
     top{k}_agreement: share whose uncompressed top-1 is among the decoded top-k."""
     names = sorted(predictions)

@@ -1,4 +1,5 @@
 """Per-image PSNR and MS-SSIM on [0, 1] images, as CompressAI's evaluation reports them."""
+
 from __future__ import annotations
 
 import torch

@@ -19,10 +19,11 @@ image's box labels are ignored: the image was never checked for them. Every grou
 boxes once each) counts towards recall. AP is the area under the precision envelope (VOC 2012 style);
 mAP averages AP over classes that have ground truth.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -122,7 +123,9 @@ def evaluate_openimages(
         evaluatable = np.union1d(np.asarray(list(gt.get("image_labels", [])), dtype=gt_labels.dtype), gt_labels)
         for label in np.unique(det_labels[np.isin(det_labels, evaluatable)]):
             d, g = det_labels == label, gt_labels == label
-            s, t = _match_class(det_shapes[d], det_scores[d], gt_shapes[g], group_of[g], iou_threshold, overlap_fns, tie_break)
+            s, t = _match_class(
+                det_shapes[d], det_scores[d], gt_shapes[g], group_of[g], iou_threshold, overlap_fns, tie_break
+            )
             label = label.item() if hasattr(label, "item") else label
             scores_per_class[label].append(s)
             tp_per_class[label].append(t)
@@ -132,4 +135,8 @@ def evaluate_openimages(
         tps = np.concatenate(tp_per_class[label]) if tp_per_class[label] else np.zeros(0, dtype=bool)
         ap[label] = average_precision(scores, tps, num_gt[label])
     values = [v for v in ap.values() if not np.isnan(v)]
-    return {"map": float(np.mean(values)) if values else float("nan"), "ap_per_class": ap, "num_gt_per_class": dict(num_gt)}
+    return {
+        "map": float(np.mean(values)) if values else float("nan"),
+        "ap_per_class": ap,
+        "num_gt_per_class": dict(num_gt),
+    }

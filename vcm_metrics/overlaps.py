@@ -1,4 +1,5 @@
 """Pairwise overlaps between detections (rows) and ground truth (columns), vectorised."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Rate estimated from entropy-model likelihoods (training); real rates come from bitstream bytes."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """vcmlab: Hydra entry points (vcm-train, vcm-eval) and run bookkeeping."""
+
 import os
 from pathlib import Path
 

@@ -9,6 +9,7 @@ line printed is `BD-rate <metric> <method>: <value>%` and the exit code is 2 whe
 value. With several, a Markdown table is printed (a cell that allows no value says why) and the exit
 code is 2 only when no cell has a value. Tests are named by their run directory (or --names).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,7 +72,9 @@ def bd_table(anchor: Path, tests: list[Path], metrics: list[str], method: str, n
         row: dict = {"test": name}
         for metric in metrics:
             try:
-                row[f"bd_rate_{metric}"] = bd_rate(*read_curve(anchor, metric), *read_curve(test, metric), method=method)
+                row[f"bd_rate_{metric}"] = bd_rate(
+                    *read_curve(anchor, metric), *read_curve(test, metric), method=method
+                )
             except BDRateError as err:
                 row[f"bd_rate_{metric}"] = None
                 row[f"error_{metric}"] = str(err)
@@ -82,7 +85,10 @@ def bd_table(anchor: Path, tests: list[Path], metrics: list[str], method: str, n
 def markdown(rows: list[dict], metrics: list[str], anchor: str) -> str:
     lines = [f"| vs {anchor} | " + " | ".join(f"BD-rate {m}" for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
     for row in rows:
-        cells = [f"{row[f'bd_rate_{m}']:+.2f}%" if row[f"bd_rate_{m}"] is not None else f"n/a ({row[f'error_{m}']})" for m in metrics]
+        cells = [
+            f"{row[f'bd_rate_{m}']:+.2f}%" if row[f"bd_rate_{m}"] is not None else f"n/a ({row[f'error_{m}']})"
+            for m in metrics
+        ]
         lines.append(f"| {row['test']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -93,10 +99,14 @@ def _name(path: Path) -> str:
 
 @report_user_errors("vcm-bdrate")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vcm-bdrate", description="Bjøntegaard delta rate of TEST curves against ANCHOR.")
+    parser = argparse.ArgumentParser(
+        prog="vcm-bdrate", description="Bjøntegaard delta rate of TEST curves against ANCHOR."
+    )
     parser.add_argument("anchor", type=Path)
     parser.add_argument("tests", type=Path, nargs="+", metavar="test")
-    parser.add_argument("--metric", action="append", help="quality column: psnr, ms_ssim, map, ... (default psnr; repeat for a table)")
+    parser.add_argument(
+        "--metric", action="append", help="quality column: psnr, ms_ssim, map, ... (default psnr; repeat for a table)"
+    )
     parser.add_argument("--method", choices=("pchip", "cubic"), default="pchip")
     parser.add_argument("--names", nargs="+", help="row names for the tests (default: their run directories)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON")
@@ -121,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = bd_table(args.anchor, args.tests, metrics, args.method, names)
     print(markdown(rows, metrics, _name(args.anchor)))
     if args.json:
-        args.json.write_text(json.dumps({"anchor": str(args.anchor), "method": args.method, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"anchor": str(args.anchor), "method": args.method, "rows": rows}, indent=2) + "\n"
+        )
     return 0 if any(row[f"bd_rate_{m}"] is not None for row in rows for m in metrics) else 2
 
 

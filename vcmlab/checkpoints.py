@@ -3,6 +3,7 @@
 The tensors are read with `torch.load(weights_only=True)` (no pickled code), and the network classes
 come from the allow-list in codec_networks/registry.py, never from the stored config's `_target_`.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,16 +29,28 @@ def safe_load(path: str | Path, what: str) -> Any:
     # torch.save's format is a zip (a truncated file loses its directory); files saved by torch < 1.6
     # (some published weights) are a bare pickle stream, which weights_only=True reads as safely
     if not zipfile.is_zipfile(path) and not _starts_like_a_pickle(path):
-        raise CheckpointError(f"cannot read {what} {path}: truncated, corrupt or not a PyTorch checkpoint (no zip archive)")
+        raise CheckpointError(
+            f"cannot read {what} {path}: truncated, corrupt or not a PyTorch checkpoint (no zip archive)"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # weights_only refuses to build anything but tensors and containers
         if "truncated" in str(err) or "ran out of input" in str(err).lower():
-            raise CheckpointError(f"cannot read {what} {path}: truncated or corrupt ({str(err).splitlines()[0]})") from None
-        reason = next((line for line in str(err).splitlines() if "GLOBAL" in line or "Unsupported" in line), "objects other than tensors")
-        raise CheckpointError(f"refusing {what} {path}: it holds pickled code or objects that weights_only=True does not load ({reason.strip()})") from None
+            raise CheckpointError(
+                f"cannot read {what} {path}: truncated or corrupt ({str(err).splitlines()[0]})"
+            ) from None
+        reason = next(
+            (line for line in str(err).splitlines() if "GLOBAL" in line or "Unsupported" in line),
+            "objects other than tensors",
+        )
+        raise CheckpointError(
+            f"refusing {what} {path}: it holds pickled code or objects that weights_only=True does not load "
+            f"({reason.strip()})"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"cannot read {what} {path}: truncated, corrupt or not a PyTorch checkpoint ({str(err).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"cannot read {what} {path}: truncated, corrupt or not a PyTorch checkpoint ({str(err).splitlines()[0]})"
+        ) from None
 
 
 def _starts_like_a_pickle(path: Path) -> bool:
@@ -87,7 +100,12 @@ def load_codec(path: str | Path) -> CompressionModel:
 def load_codec_weights(codec: CompressionModel, checkpoint: str | Path) -> None:
     """The codec.* weights of a vcm-train checkpoint into an already built codec of the same config
     (phase-2 procedures: MAML, adversarial finetuning)."""
-    load_into(codec, submodule_state(read_checkpoint(checkpoint, "codec_checkpoint"), "codec"), checkpoint, "the configured model")
+    load_into(
+        codec,
+        submodule_state(read_checkpoint(checkpoint, "codec_checkpoint"), "codec"),
+        checkpoint,
+        "the configured model",
+    )
 
 
 def load_filter_bank(path: str | Path):
@@ -97,7 +115,8 @@ def load_filter_bank(path: str | Path):
     module = stored_config(checkpoint, path).get("module")
     if not isinstance(module, dict) or "filters" not in module:
         raise CheckpointError(
-            f"{path} is not a post-filter checkpoint (its config has no module.filters); train one with experiment=competitive_filters"
+            f"{path} is not a post-filter checkpoint (its config has no module.filters); train one with "
+            "experiment=competitive_filters"
         )
     bank = build_network(module["filters"], FILTERS, f"{path}: module.filters", CheckpointError)
     load_into(bank, submodule_state(checkpoint, "filters"), path, "its filter config")
@@ -124,7 +143,7 @@ def drop_foreign_callback_paths(checkpoint: dict) -> None:
             continue
         root = Path(str(state["dirpath"])).resolve()
 
-        def inside(p) -> bool:
+        def inside(p, root=root) -> bool:
             return isinstance(p, str) and (p == "" or root in Path(p).resolve().parents)
 
         for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
@@ -157,6 +176,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             temporary.unlink(missing_ok=True)
             cause = next((e for e in (err, err.__context__) if isinstance(e, OSError)), err)
             raise CheckpointError(
-                f"cannot write checkpoint {path}: {getattr(cause, 'strerror', None) or cause}; nothing partial was left under that name"
-                + (" and the previous file is intact" if path.exists() else "")
+                f"cannot write checkpoint {path}: {getattr(cause, 'strerror', None) or cause}; nothing partial "
+                "was left under that name" + (" and the previous file is intact" if path.exists() else "")
             ) from None

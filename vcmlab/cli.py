@@ -1,11 +1,12 @@
 """What every console script does with bad input: one clear line and exit status 2."""
+
 from __future__ import annotations
 
 import functools
 import logging
 import re
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from hydra.errors import InstantiationException
 

@@ -1,4 +1,5 @@
 """Composing conf/ outside a Hydra app (tests, benchmarks, notebooks), as vcm-train would."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,9 @@ def compose_config(overrides: list[str], output_dir: str | Path, config_name: st
     """conf/<config_name>.yaml with the overrides, every output under output_dir, ${hydra:...} resolvable."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=[f"paths.log_dir={output_dir}", *overrides], return_hydra_config=True)
+        cfg = compose(
+            config_name=config_name, overrides=[f"paths.log_dir={output_dir}", *overrides], return_hydra_config=True
+        )
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.runtime.cwd = str(PROJECT_ROOT)

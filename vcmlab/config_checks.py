@@ -6,8 +6,10 @@ For every node with a `_target_`, each given key must be a parameter of the targ
 bool, str, None, Literal and unions of them). Ranges are checked by the classes themselves; networks
 that vcm-eval must rebuild later are checked against codec_networks/registry.py.
 """
+
 from __future__ import annotations
 
+import contextlib
 import inspect
 import types
 import typing
@@ -20,7 +22,15 @@ from codec_networks.registry import CODECS, check_arguments
 from vcmlab.errors import ConfigError
 
 _PLAIN = (int, float, bool, str, type(None))
-OWN_PACKAGES = {"vcmlab", "lightning_modules", "datamodules", "codec_networks", "task_networks", "vcm_metrics", "conventional_codecs"}
+OWN_PACKAGES = {
+    "vcmlab",
+    "lightning_modules",
+    "datamodules",
+    "codec_networks",
+    "task_networks",
+    "vcm_metrics",
+    "conventional_codecs",
+}
 
 
 def check_config(cfg: DictConfig, skip: tuple[str, ...] = ("hydra",)) -> None:
@@ -57,7 +67,9 @@ def _check_node(node: DictConfig, path: str) -> None:
         if key not in parameters:
             if takes_kwargs:
                 continue
-            raise ConfigError(f"{path}.{key}: {node._target_} takes no argument {key!r} (it takes {sorted(parameters)})")
+            raise ConfigError(
+                f"{path}.{key}: {node._target_} takes no argument {key!r} (it takes {sorted(parameters)})"
+            )
         if OmegaConf.is_missing(node, key) or key not in hints:
             continue
         value = node[key]
@@ -65,8 +77,14 @@ def _check_node(node: DictConfig, path: str) -> None:
             continue
         if not _fits(value, hints[key]):
             # an interpolation: name the key the value came from
-            origin = f" (from {OmegaConf.to_container(node, resolve=False)[key]})" if OmegaConf.is_interpolation(node, key) else ""
-            raise ConfigError(f"{path}.{key}={value!r}{origin}: expected {_describe(hints[key])}, got {type(value).__name__}")
+            origin = (
+                f" (from {OmegaConf.to_container(node, resolve=False)[key]})"
+                if OmegaConf.is_interpolation(node, key)
+                else ""
+            )
+            raise ConfigError(
+                f"{path}.{key}={value!r}{origin}: expected {_describe(hints[key])}, got {type(value).__name__}"
+            )
 
 
 def _parameters(target: Any) -> tuple[set[str], dict[str, Any], bool]:
@@ -82,10 +100,8 @@ def _parameters(target: Any) -> tuple[set[str], dict[str, Any], bool]:
     for function in functions:
         parameters = inspect.signature(function).parameters
         names |= {n for n, p in parameters.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-        try:
+        with contextlib.suppress(Exception):  # annotations that do not resolve at run time: check none of them
             hints = typing.get_type_hints(function) | hints
-        except Exception:  # annotations that do not resolve at run time: check none of them
-            pass
         if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
             return names, hints, False
     return names, hints, True

@@ -4,6 +4,7 @@ Every console script turns an `InputError` into one line on stderr and exit stat
 status 143), with no stack trace: the message is meant for the user, the trace would only bury it.
 Everything else is a bug and keeps its trace.
 """
+
 from __future__ import annotations
 
 

@@ -12,6 +12,7 @@ BD-rates compare; `file_bpp` counts every byte of the file; the difference is co
 model fingerprint, size prefixes), reported as `container_bytes`. Conventional streams are sealed with
 a checksum (conventional_codecs.container), so a damaged file is refused, not scored.
 """
+
 from __future__ import annotations
 
 import hydra

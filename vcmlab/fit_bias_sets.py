@@ -5,6 +5,7 @@
 Overfits the decoder biases on random patches of the images (default: the sample training photos),
 clusters them with k-means and saves the (K, D) tensor.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     paths = list_images(args.images) if args.images else sample_image_paths(TRAIN_IMAGES)
     patches = ImageFileDataset(paths, args.patch, train=True, repeats=args.patches_per_image, crop_setting="--patch")
-    sets = fit_bias_sets(load_codec(args.checkpoint), [patches[i]["image"] for i in range(len(patches))], args.k, args.steps, args.lr)
+    sets = fit_bias_sets(
+        load_codec(args.checkpoint), [patches[i]["image"] for i in range(len(patches))], args.k, args.steps, args.lr
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(sets, args.out)
     print(f"{len(sets)} bias sets of {sets.shape[1]} biases -> {args.out}")

@@ -1,4 +1,5 @@
 """Building the objects a composed config describes."""
+
 from __future__ import annotations
 
 from typing import Any

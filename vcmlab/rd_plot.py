@@ -1,4 +1,5 @@
 """Rate–quality plots of evaluation summaries, anchors overlaid."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-PANELS = (("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"), ("map", "mAP@0.5 (OpenImages)"), ("top1_agreement", "top-1 agreement"))
+PANELS = (
+    ("psnr", "PSNR (dB)"),
+    ("ms_ssim", "MS-SSIM"),
+    ("map", "mAP@0.5 (OpenImages)"),
+    ("top1_agreement", "top-1 agreement"),
+)
 
 
 def read_summaries(path: Path) -> list[dict]:
@@ -24,7 +30,9 @@ def plot_rd_curves(curves: dict[str, list[dict]], out: Path) -> Path:
     """One panel per quality metric present in any curve; bpp on the x axis, one line per curve (and per
     scale of a resize ladder, whose points do not form one curve)."""
     curves = {
-        (name if len({p.get("scale", 1.0) for p in points}) == 1 else f"{name} ×{scale:g}"): [p for p in points if p.get("scale", 1.0) == scale]
+        (name if len({p.get("scale", 1.0) for p in points}) == 1 else f"{name} ×{scale:g}"): [
+            p for p in points if p.get("scale", 1.0) == scale
+        ]
         for name, points in curves.items()
         for scale in sorted({p.get("scale", 1.0) for p in points}, reverse=True)
     }

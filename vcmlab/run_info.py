@@ -1,5 +1,6 @@
 """What makes a run reproducible, written into its directory: resolved config, seed, git revision,
 command line and the exact package list."""
+
 from __future__ import annotations
 
 import importlib.metadata

@@ -1,4 +1,5 @@
 """vcm-train: compose data, codec, task network, training procedure, trainer and loggers; fit."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,6 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-
 
 from vcmlab import CONF_DIR
 from vcmlab.callbacks import AnchorComparison, PreemptionCheckpoint
@@ -57,10 +57,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         except RuntimeError as err:
             if ckpt_path is None or "Error(s) in loading state_dict" not in str(err):
                 raise
-            raise CheckpointError(f"ckpt_path={ckpt_path} does not fit the configured model: {str(err).splitlines()[1:3]}") from None
+            raise CheckpointError(
+                f"ckpt_path={ckpt_path} does not fit the configured model: {str(err).splitlines()[1:3]}"
+            ) from None
         except SIGTERMException:
             saved = next((c.saved for c in callbacks if isinstance(c, PreemptionCheckpoint) and c.saved), None)
-            where = f"saved {saved}; resume with ckpt_path={saved}" if saved else "no checkpoint saved (callbacks.preemption is off)"
+            where = (
+                f"saved {saved}; resume with ckpt_path={saved}"
+                if saved
+                else "no checkpoint saved (callbacks.preemption is off)"
+            )
             raise Preempted(f"received SIGTERM at step {trainer.global_step}: {where}") from None
         if cfg.get("test"):
             trainer.test(module, datamodule=datamodule)

@@ -3,6 +3,7 @@ through a sender and a receiver, real bitstream files, per-image rows and a summ
 (`task_scores.py`) and the outputs (`outputs.py`: summaries.json, RD plot, W&B). `evaluate(cfg)` runs
 a composed eval config end to end; new modes (video, lossless, shards) plug in as their own modules.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,11 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     datamodule.setup("test")
     dataset = datamodule.datasets[cfg.split if cfg.split in datamodule.datasets else "val"]
     task = instantiate(cfg.task) if cfg.get("task") else None
-    scorer = TaskScorer(task, cfg.get("metric_reference", "labels"), cfg.get("pseudo_gt_score", 0.5)) if task is not None else None
+    scorer = (
+        TaskScorer(task, cfg.get("metric_reference", "labels"), cfg.get("pseudo_gt_score", 0.5))
+        if task is not None
+        else None
+    )
     out_root = Path(cfg.paths.output_dir)
     summaries = []
     # built outside inference mode: update() makes CDF and bound buffers that a latent refiner's
@@ -38,7 +43,9 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     points = build_rate_points(cfg.codec, cfg.device)
     with torch.inference_mode():
         for point in points:
-            summary = evaluate_rate_point(point, dataset, out_root / point.name, scorer, cfg.get("yuv_psnr_matrix", "bt601"))
+            summary = evaluate_rate_point(
+                point, dataset, out_root / point.name, scorer, cfg.get("yuv_psnr_matrix", "bt601")
+            )
             log.info("%s: %s", point.name, {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()})
             summaries.append(summary)
     write_outputs(cfg, summaries, out_root)

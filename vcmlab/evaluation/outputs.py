@@ -1,4 +1,5 @@
 """What an evaluation writes besides the per-rate-point files: summaries.json, the RD plot and W&B."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ def write_outputs(cfg: DictConfig, summaries: list[dict], out_root: Path) -> Pat
     for logger in instantiate_group(cfg.get("logger")):
         if isinstance(logger, WandbLogger):
             columns = list(dict.fromkeys(k for s in summaries for k in s))
-            logger.log_table(key="eval/rate_points", columns=columns, data=[[_cell(s.get(c)) for c in columns] for s in summaries])
+            logger.log_table(
+                key="eval/rate_points", columns=columns, data=[[_cell(s.get(c)) for c in columns] for s in summaries]
+            )
             _log_filter_usage(logger, summaries)
             logger.log_image(key="eval/rd_plot", images=[str(plot)])
             logger.experiment.finish()
@@ -37,4 +40,6 @@ def _log_filter_usage(logger: WandbLogger, summaries: list[dict]) -> None:
     for s in summaries:
         if "filter_usage" in s:
             edges = [j - 0.5 for j in range(len(s["filter_usage"]) + 1)]
-            logger.experiment.log({f"eval/filter_usage/{s['name']}": wandb.Histogram(np_histogram=(s["filter_usage"], edges))})
+            logger.experiment.log(
+                {f"eval/filter_usage/{s['name']}": wandb.Histogram(np_histogram=(s["filter_usage"], edges))}
+            )

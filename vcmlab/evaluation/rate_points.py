@@ -1,5 +1,6 @@
 """The rate points of an evaluation: one per checkpoint of a learned codec, one per ladder value (and
 resize scale) of a conventional codec, post-filters included; each with a sender and a receiver."""
+
 from __future__ import annotations
 
 import logging
@@ -50,20 +51,29 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
         def make_codec(i: int, refine: bool) -> ImageCodec:
             learned = LearnedCodec(load_codec(paths[i]), device, latent_refiner=refiner if refine else None)
             if refine and learned.aux_loss_before > AUX_LOSS_CONVERGED:
-                message = (f"{paths[i]}: the entropy bottlenecks' quantiles were not converged (aux loss {learned.aux_loss_before:.4g}); "
-                           f"converged before coding ({learned.aux_loss:.2g}), sender and receiver alike. Train longer or check the aux optimizer.")
+                message = (
+                    f"{paths[i]}: the entropy bottlenecks' quantiles were not converged (aux loss "
+                    f"{learned.aux_loss_before:.4g}); converged before coding ({learned.aux_loss:.2g}), sender "
+                    "and receiver alike. Train longer or check the aux optimizer."
+                )
                 warnings.warn(message, stacklevel=2)
                 log.warning(message)
-            return BiasSetCodec(learned, read_tensor_file(bias_sets[i], "codec.bias_sets file")) if bias_sets else learned
+            return (
+                BiasSetCodec(learned, read_tensor_file(bias_sets[i], "codec.bias_sets file")) if bias_sets else learned
+            )
 
-        return [RatePoint(f"rate_point_{i}", make_codec(i, True), make_codec(i, False), str(p)) for i, p in enumerate(paths)]
+        return [
+            RatePoint(f"rate_point_{i}", make_codec(i, True), make_codec(i, False), str(p)) for i, p in enumerate(paths)
+        ]
     if codec_cfg.kind == "conventional":
         for key in ("ladder", "scales"):
             if not isinstance(codec_cfg.get(key), (list, ListConfig)) or not codec_cfg[key]:
                 raise ConfigError(f"codec.{key} must be a non-empty list, got {codec_cfg.get(key)!r}")
         postfilter = codec_cfg.get("postfilter")
         bank = load_filter_bank(postfilter.ckpt_path) if postfilter else None
-        filter_task = instantiate(postfilter.task) if postfilter and postfilter.get("task") else None  # one for all rate points
+        filter_task = (
+            instantiate(postfilter.task) if postfilter and postfilter.get("task") else None
+        )  # one for all rate points
         points = []
         for scale in codec_cfg.scales:
             for value in codec_cfg.ladder:
@@ -87,12 +97,18 @@ def build_ladder_codec(codec_cfg: DictConfig, value) -> ImageCodec:
         raise ConfigError(f"codec.ladder value {value!r}: {message.removeprefix('codec.codec: ')}") from None
 
 
-def with_postfilter(codec: ImageCodec, bank, cfg: DictConfig, qp: float, device: str, task: TaskNetwork | None = None) -> ImageCodec:
+def with_postfilter(
+    codec: ImageCodec, bank, cfg: DictConfig, qp: float, device: str, task: TaskNetwork | None = None
+) -> ImageCodec:
     """Method 1 (adapt: null): per-block choice among the bank's filters (by MSE, or by the features of
     `task`); method 9 (adapt set): one filter of the bank finetuned on each image, its update in the stream."""
     if cfg.get("adapt") is None:
         return BlockFilterCodec(codec, bank, qp, cfg.block_size, cfg.objective, task, device)
     adapt = cfg.adapt
     if not 0 <= adapt.filter_index < len(bank):
-        raise ValueError(f"codec.postfilter.adapt.filter_index={adapt.filter_index}, but the bank has {len(bank)} filters")
-    return AdaptedFilterCodec(codec, bank.filters[adapt.filter_index], qp, adapt.params, adapt.steps, adapt.lr, adapt.step, device)
+        raise ValueError(
+            f"codec.postfilter.adapt.filter_index={adapt.filter_index}, but the bank has {len(bank)} filters"
+        )
+    return AdaptedFilterCodec(
+        codec, bank.filters[adapt.filter_index], qp, adapt.params, adapt.steps, adapt.lr, adapt.step, device
+    )

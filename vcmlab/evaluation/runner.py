@@ -1,5 +1,6 @@
 """The evaluation loop: every image of a data set through one rate point's sender and receiver, with
 real bitstream files; rate, quality and task scores per image and per rate point."""
+
 from __future__ import annotations
 
 import csv
@@ -14,15 +15,17 @@ from codec_networks import LearnedCodec
 from codec_networks.bias_sets import BiasSetCodec
 from conventional_codecs.base import settings_of
 from conventional_codecs.container import payload_bytes
+from datamodules.image_datasets import usable_items
 from vcm_metrics import ms_ssim, psnr, yuv_psnr
 from vcm_metrics.artifacts import checkerboard_score
-from datamodules.image_datasets import usable_items
 from vcmlab.errors import InputError
 from vcmlab.evaluation.rate_points import RatePoint
 from vcmlab.evaluation.task_scores import TaskScorer
 
 
-def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, scorer: TaskScorer | None, yuv_matrix: str = "bt601") -> dict:
+def evaluate_rate_point(
+    point: RatePoint, dataset, out_dir: Path, scorer: TaskScorer | None, yuv_matrix: str = "bt601"
+) -> dict:
     stream_dir = out_dir / "bitstreams"
     stream_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -41,13 +44,24 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, scorer: TaskSc
         decode_s = time.perf_counter() - start
         h, w = x.shape[-2:]
         payload = payload_bytes(point.sender, data)
-        rows.append({
-            "name": name, "height": h, "width": w, "bytes": len(data), "payload_bytes": payload, "container_bytes": len(data) - payload,
-            "bpp": 8 * payload / (h * w), "file_bpp": 8 * len(data) / (h * w),
-            "psnr": float(psnr(x_hat[None], x[None])), **yuv_psnr(x_hat, x, yuv_matrix), "ms_ssim": float(ms_ssim(x_hat[None], x[None])),
-            "checkerboard": float(checkerboard_score(x_hat[None], x[None])),
-            "encode_s": encode_s, "decode_s": decode_s,
-        })
+        rows.append(
+            {
+                "name": name,
+                "height": h,
+                "width": w,
+                "bytes": len(data),
+                "payload_bytes": payload,
+                "container_bytes": len(data) - payload,
+                "bpp": 8 * payload / (h * w),
+                "file_bpp": 8 * len(data) / (h * w),
+                "psnr": float(psnr(x_hat[None], x[None])),
+                **yuv_psnr(x_hat, x, yuv_matrix),
+                "ms_ssim": float(ms_ssim(x_hat[None], x[None])),
+                "checkerboard": float(checkerboard_score(x_hat[None], x[None])),
+                "encode_s": encode_s,
+                "decode_s": decode_s,
+            }
+        )
         if isinstance(point.sender, LearnedCodec):
             rows[-1]["bpp_est"] = point.sender.estimated_bits(x) / (h * w)
             rows[-1]["aux_loss_checkpoint"] = point.sender.aux_loss_before
@@ -62,10 +76,35 @@ def evaluate_rate_point(point: RatePoint, dataset, out_dir: Path, scorer: TaskSc
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    summary = {"name": point.name, "source": point.source, "scale": point.scale, "images": len(rows), "codec_settings": settings_of(point.sender)}
+    summary = {
+        "name": point.name,
+        "source": point.source,
+        "scale": point.scale,
+        "images": len(rows),
+        "codec_settings": settings_of(point.sender),
+    }
     summary["skipped_images"] = len(getattr(dataset, "skipped", ()))
     summary["yuv_psnr_matrix"] = yuv_matrix
-    summary |= {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "file_bpp", "container_bytes", "psnr", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim", "checkerboard", "encode_s", "decode_s", "bpp_est", "aux_loss_checkpoint") if k in rows[0]}
+    summary |= {
+        k: float(np.mean([r[k] for r in rows]))
+        for k in (
+            "bpp",
+            "file_bpp",
+            "container_bytes",
+            "psnr",
+            "psnr_y",
+            "psnr_u",
+            "psnr_v",
+            "psnr_yuv",
+            "ms_ssim",
+            "checkerboard",
+            "encode_s",
+            "decode_s",
+            "bpp_est",
+            "aux_loss_checkpoint",
+        )
+        if k in rows[0]
+    }
     if "side_info_bytes" in rows[0]:
         summary["side_info_bpp"] = float(np.mean([8 * r["side_info_bytes"] / (r["height"] * r["width"]) for r in rows]))
     choices = sorted(k for k in rows[0] if k.startswith("choice_"))

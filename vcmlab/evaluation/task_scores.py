@@ -10,6 +10,7 @@ a false positive). The uncompressed images thus score exactly 1.0 against themse
 Classifiers: top-1/top-5 agreement with the uncompressed image's prediction, always, and accuracy
 where the data set has labels.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,9 +45,14 @@ def pseudo_ground_truth(reference: dict, decoded: dict, score_threshold: float, 
     """The reference detections scoring at least `score_threshold`, as ground truth for `decoded`."""
     keep = np.asarray(reference["scores"]) >= score_threshold
     labels = np.asarray(reference["labels"])[keep]
-    truth = {"boxes": np.asarray(reference["boxes"], dtype=float).reshape(-1, 4)[keep], "labels": labels,
-             "is_group_of": np.zeros(len(labels), dtype=bool), "image_labels": np.union1d(labels, np.asarray(decoded["labels"])),
-             "height": height, "width": width}
+    truth = {
+        "boxes": np.asarray(reference["boxes"], dtype=float).reshape(-1, 4)[keep],
+        "labels": labels,
+        "is_group_of": np.zeros(len(labels), dtype=bool),
+        "image_labels": np.union1d(labels, np.asarray(decoded["labels"])),
+        "height": height,
+        "width": width,
+    }
     if "masks" in reference:
         truth["masks"] = reference["masks"][keep]
     return truth
@@ -80,18 +86,30 @@ class TaskScorer:
         if "targets" in item:
             h, w = x.shape[-2:]
             t = item["targets"]
-            self._ground_truth[name] = {k: v.numpy() for k, v in t.items() if k in ("boxes", "labels", "is_group_of", "image_labels", "masks")}
+            self._ground_truth[name] = {
+                k: v.numpy() for k, v in t.items() if k in ("boxes", "labels", "is_group_of", "image_labels", "masks")
+            }
             self._ground_truth[name] |= {"height": h, "width": w}
         if "label" in item:
             self._labels[name] = int(item["label"])
 
     def scores(self) -> dict:
         if self.kind == "classification":
-            return {"metric_reference": "uncompressed", **top_k_agreement(self._uncompressed, self.predictions),
-                    **top_k_accuracy(self._labels, self.predictions)}
+            return {
+                "metric_reference": "uncompressed",
+                **top_k_agreement(self._uncompressed, self.predictions),
+                **top_k_accuracy(self._labels, self.predictions),
+            }
         if self.reference == "uncompressed":
-            truth = {n: pseudo_ground_truth(self._uncompressed[n], p, self.pseudo_gt_score, *self._sizes[n]) for n, p in self.predictions.items()}
-            return {"metric_reference": "uncompressed", "pseudo_gt_score": self.pseudo_gt_score, **detection_metrics(truth, self.predictions)}
+            truth = {
+                n: pseudo_ground_truth(self._uncompressed[n], p, self.pseudo_gt_score, *self._sizes[n])
+                for n, p in self.predictions.items()
+            }
+            return {
+                "metric_reference": "uncompressed",
+                "pseudo_gt_score": self.pseudo_gt_score,
+                **detection_metrics(truth, self.predictions),
+            }
         if not self._ground_truth:
             return {}  # an unlabelled set: predictions are written, nothing to score them against
         return {"metric_reference": "labels", **detection_metrics(self._ground_truth, self.predictions)}
