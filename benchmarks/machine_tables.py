@@ -59,10 +59,11 @@ def write_photos(folder: Path, frames_per_clip: int) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-def train_rate_points(experiment: str, args, root: Path) -> list[Path]:
+def train_rate_points(experiment: str, args, root: Path, extra: tuple[str, ...] = (), label: str = "") -> list[Path]:
+    """One vcm-train run per distortion weight, the same steps and optimiser for every experiment."""
     paths = []
     for weight in args.distortion_weights:
-        out = root / f"{experiment}_{weight:g}"
+        out = root / f"{label or experiment}_{weight:g}"
         half, ramp_end = args.steps // 2, args.steps // 2 + max(1, args.steps // 6)
         ramp = [f"module.loss.keyframes=[{{step:0,task:0.0}},{{step:{half},task:0.0}},{{step:{ramp_end},task:1.0}}]"]
         overrides = [
@@ -77,6 +78,7 @@ def train_rate_points(experiment: str, args, root: Path) -> list[Path]:
             "callbacks.anchor_comparison=null",
             f"module.scheduler={{_target_:torch.optim.lr_scheduler.CosineAnnealingLR,_partial_:true,T_max:{args.steps},eta_min:1e-5}}",
             *(ramp if experiment == "icm_e2e" else []),
+            *extra,
         ]
         checkpoint = out / "checkpoints" / "last.ckpt"
         if args.reuse and _trained_as_asked(checkpoint, args.steps, weight):

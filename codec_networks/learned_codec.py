@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import cached_property
 
 import torch
 from compressai.models import CompressionModel
 from compressai.models.google import get_scale_table
 
 from codec_networks.bitstream import FINGERPRINT_BYTES, IDENTITY_BYTES, Payload, pack, unpack
+from codec_networks.complexity import measure
 from codec_networks.entropy_state import fingerprint
 from codec_networks.one_stream import OneStream
-from codec_networks.padding import crop_to, pad_to_multiple
+from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
 from vcm_metrics.rate import bits_from_likelihoods
 from vcmlab.errors import BitstreamError, InputError
 
@@ -91,7 +93,7 @@ class LearnedCodec:
             self.aux_loss_before = float(self.model.aux_loss())
             self.model.update(scale_table=SCALE_TABLE, force=True, update_quantiles=converge)
             self.aux_loss = float(self.model.aux_loss())
-        self.pad_multiple = pad_multiple
+        self.pad_multiple = pad_multiple_for(model, pad_multiple)
         self.fingerprint = fingerprint(self.model, FINGERPRINT_BYTES)
         self.max_pixels = max_pixels
         self.symbols_per_pixel = self._measure_symbols()
@@ -185,6 +187,13 @@ class LearnedCodec:
             "latent_refiner": type(self.latent_refiner).__name__ if self.latent_refiner else None,
             "device": str(self.device),
         }
+
+    @cached_property
+    def complexity(self) -> dict:
+        """kMAC per pixel of compress() and decompress() and the decoder's sequential network calls,
+        on a blank image of about 256x256 (`complexity.py`). A latent refiner's passes are not in it."""
+        side = self.pad_multiple * max(1, 256 // self.pad_multiple)
+        return measure(self.model, side, side, self.device)
 
     @torch.no_grad()
     def _measure_symbols(self) -> float:

@@ -18,6 +18,7 @@ from typing import Any
 
 from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 
+from codec_networks.msp import MultiScaleProgressive
 from codec_networks.postfilters import FilterBank
 from vcmlab.errors import CheckpointError
 
@@ -41,6 +42,18 @@ def register(
 
 for _cls in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior):
     register(CODECS, f"compressai.models.{_cls.__name__}", _cls, ("N", "M"), N=int, M=int)
+register(
+    CODECS,
+    "codec_networks.msp.MultiScaleProgressive",
+    MultiScaleProgressive,
+    ("N", "M", "levels", "substeps", "hidden", "kernel_size"),
+    N=int,
+    M=int,
+    levels=int,
+    substeps=int,
+    hidden=int,
+    kernel_size=int,
+)
 register(
     FILTERS,
     "codec_networks.postfilters.FilterBank",

@@ -22,7 +22,7 @@ from torch import nn
 
 from codec_networks import LearnedCodec
 from codec_networks.latents import decoder_latent
-from codec_networks.padding import crop_to, pad_to_multiple
+from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
 from lightning_modules.checkpointing import CodecCheckpointing
 from task_networks import TaskNetwork
 from vcm_metrics import ms_ssim, mse_255, psnr
@@ -91,7 +91,7 @@ class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
         self.weights = {"adversarial": adversarial_weight, "task": task_weight, "mse": mse_weight}
         self.make_optimizer = optimizer or partial(torch.optim.Adam, lr=1e-5)
         self.make_disc_optimizer = disc_optimizer or partial(torch.optim.Adam, lr=1e-4, betas=(0.5, 0.999))
-        self.real_bitstreams, self.pad_multiple = real_bitstreams, pad_multiple
+        self.real_bitstreams, self.pad_multiple = real_bitstreams, pad_multiple_for(codec, pad_multiple)
         self._bitstream_codec: LearnedCodec | None = None
 
     def train(self, mode: bool = True):

@@ -12,7 +12,7 @@ from compressai.models import CompressionModel
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from codec_networks import LearnedCodec
-from codec_networks.padding import crop_to, pad_to_multiple
+from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
 from lightning_modules.checkpointing import CodecCheckpointing
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
 from task_networks import TaskNetwork
@@ -68,7 +68,7 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.clip_grad_norm = clip_grad_norm
         self.real_bitstreams = real_bitstreams
-        self.pad_multiple = pad_multiple
+        self.pad_multiple = pad_multiple_for(codec, pad_multiple)
         self._bitstream_codec: LearnedCodec | None = None
 
     # ----------------------------------------------------------------- optimisation

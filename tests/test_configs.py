@@ -39,6 +39,17 @@ def test_experiment_composes_and_instantiates(experiment, tmp_path):
     assert trainer.max_steps == cfg.trainer.max_steps
 
 
+@pytest.mark.parametrize("model", GROUP_OPTIONS["model"])
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_model_composes_with_every_experiment_that_takes_one(experiment, model, tmp_path):
+    if not compose_config([f"experiment={experiment}"], tmp_path).get("model"):
+        pytest.skip(f"experiment={experiment} takes no codec model")
+    cfg = compose_config([f"experiment={experiment}", f"model={model}", "trainer=cpu"], tmp_path)
+    task = instantiate(cfg.task) if cfg.get("task") else None
+    module = instantiate(cfg.module, task=task, codec=instantiate(cfg.model))
+    assert type(module.codec).__name__ == cfg.model._target_.rsplit(".", 1)[1]
+
+
 @pytest.mark.parametrize("group", sorted(GROUP_OPTIONS))
 def test_every_group_option_composes(group, tmp_path):
     for option in GROUP_OPTIONS[group]:

@@ -26,6 +26,20 @@ def read_summaries(path: Path) -> list[dict]:
     return json.loads(path.read_text())
 
 
+def complexity_table(curves: dict[str, list[dict]]) -> str:
+    """One line per learned curve: encoder and decoder kMAC per pixel, sequential decoder calls."""
+    lines = []
+    for name, points in curves.items():
+        measured = next((p for p in points if "decoder_kmac_per_pixel" in p), None)
+        if measured:
+            lines.append(
+                f"{name}: encoder {measured['encoder_kmac_per_pixel']:.1f} kMAC/px, decoder "
+                f"{measured['decoder_kmac_per_pixel']:.1f} kMAC/px, {measured['decoder_sequential_calls']} "
+                "sequential decoder network calls"
+            )
+    return "\n".join(lines)
+
+
 def plot_rd_curves(curves: dict[str, list[dict]], out: Path) -> Path:
     """One panel per quality metric present in any curve; bpp on the x axis, one line per curve (and per
     scale of a resize ladder, whose points do not form one curve)."""
@@ -48,7 +62,10 @@ def plot_rd_curves(curves: dict[str, list[dict]], out: Path) -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.tight_layout()
+    table = complexity_table(curves)
+    if table:  # below the panels; bbox_inches="tight" grows the figure to hold it
+        fig.text(0.01, 0, table, va="top", family="monospace", fontsize=9)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return out

@@ -83,6 +83,9 @@ def evaluate_rate_point(
         "images": len(rows),
         "codec_settings": settings_of(point.sender),
     }
+    learned = point.receiver if isinstance(point.receiver, LearnedCodec) else getattr(point.receiver, "codec", None)
+    if isinstance(learned, LearnedCodec):
+        summary |= learned.complexity
     summary["skipped_images"] = len(getattr(dataset, "skipped", ()))
     summary["yuv_psnr_matrix"] = yuv_matrix
     summary |= {
