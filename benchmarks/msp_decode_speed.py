@@ -10,13 +10,13 @@ the number of symbols the rANS coder handles; every model codes the same uniform
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 from compressai.models import Cheng2020AnchorCheckerboard, JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior
 
+from benchmarks import report
 from codec_networks.complexity import counting_calls, measure
 from codec_networks.msp import MultiScaleProgressive
 from vcmlab.compose import compose_config
@@ -84,9 +84,7 @@ def main() -> None:
         cells = " | ".join(f"{entry['decode_s'][s]:.2f}" for s in args.sizes)
         rows.append(f"| {name} | {cells} | {entry['complexity']['decoder_kmac_per_pixel']:.1f} | {calls} |")
     results["table"] = "\n".join(rows)
-    print(results["table"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, args.out)
 
 
 if __name__ == "__main__":

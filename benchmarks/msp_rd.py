@@ -12,10 +12,10 @@ mbt2018-mean, with each model's complexity (kMAC/px, sequential decoder calls) n
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 
+from benchmarks import report
 from benchmarks.machine_tables import bd, run_eval, train_rate_points, write_photos
 
 warnings.filterwarnings("ignore")
@@ -65,9 +65,7 @@ def main() -> None:
             f"| {model} | {points} | {bd_cell} | {c['decoder_kmac_per_pixel']:.1f} | {c['decoder_sequential_calls']} |"
         )
     results["table"] = "\n".join(rows)
-    print(results["table"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, args.out)
 
 
 if __name__ == "__main__":

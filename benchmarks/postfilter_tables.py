@@ -121,7 +121,7 @@ def main() -> None:
                 "codec=hevc_bias_finetune",
                 f"codec.postfilter.ckpt_path={base}",
                 f"codec.postfilter.adapt.params={params}",
-                f"codec.postfilter.adapt.steps={args.adapt_steps}",
+                f"codec.postfilter.adapt.adam_steps={args.adapt_steps}",
             ],
             args,
             work / f"eval_adapt_{params}",

@@ -14,42 +14,34 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from codec_networks import LearnedCodec
 from conventional_codecs import PillowCodec
-from conventional_codecs.container import payload_bytes
 from datamodules.image_datasets import usable_items
-from vcm_metrics import psnr
+from vcmlab.evaluation.rate_points import RatePoint
+from vcmlab.evaluation.runner import evaluate_rate_point
 from vcmlab.evaluation.task_scores import TaskScorer
 from vcmlab.rd_plot import plot_rd_curves
 
 TASK_SCORES = ("top1_agreement", "top5_agreement", "map")
 
 
-def measure(name: str, codec, images: dict[str, torch.Tensor], scorer: TaskScorer | None) -> dict:
-    """Mean payload bpp and PSNR over `images` coded and decoded for real; the task score against the
-    task network's predictions on the uncompressed images."""
-    bpp, quality = [], []
-    if scorer is not None:
-        scorer.begin()
-    for image_name, x in images.items():
-        data = codec.encode(x)
-        x_hat = codec.decode(data).cpu()
-        bpp.append(8 * payload_bytes(codec, data) / (x.shape[-2] * x.shape[-1]))
-        quality.append(float(psnr(x_hat[None], x[None])))
-        if scorer is not None:
-            scorer.observe(image_name, x, x_hat, {})
-    row = {"name": name, "bpp": sum(bpp) / len(bpp), "psnr": sum(quality) / len(quality)}
-    if scorer is not None:
-        row |= {k: v for k, v in scorer.scores().items() if k in TASK_SCORES}
-    return row
+def measure(name: str, codec, images: list[dict], scorer: TaskScorer | None, out: Path) -> dict:
+    """vcm-eval's loop (real bitstream files under out/name): mean payload bpp and PSNR over `images`,
+    the task score against the task network's predictions on the uncompressed images."""
+    summary = evaluate_rate_point(RatePoint(name, codec, codec), images, out / name, scorer, progress=False)
+    return {"name": name, "bpp": summary["bpp"], "psnr": summary["psnr"]} | {
+        k: summary[k] for k in TASK_SCORES if k in summary
+    }
 
 
-def at_bpp(kind: str, target: float, images: dict, scorer: TaskScorer | None) -> tuple[dict, list[dict]]:
+def at_bpp(
+    kind: str, target: float, images: list[dict], scorer: TaskScorer | None, out: Path
+) -> tuple[dict, list[dict]]:
     """The quality setting of a Pillow codec whose mean bpp is nearest `target` (bisection over 1..95;
     bpp grows with quality), and every point measured on the way (the anchor's curve)."""
     measured: dict[int, dict] = {}
 
     def at(quality: int) -> dict:
         if quality not in measured:
-            measured[quality] = measure(f"{kind}_q{quality}", PillowCodec(kind, quality), images, scorer)
+            measured[quality] = measure(f"{kind}_q{quality}", PillowCodec(kind, quality), images, scorer, out)
         return measured[quality]
 
     low, high = 1, 95
@@ -93,23 +85,29 @@ class AnchorComparison(pl.Callback):
             return
         dataset = datamodule.datasets["val"]
         items = usable_items(dataset)
-        images = {item["name"]: item["image"] for item, _ in zip(items, range(self.max_images or len(dataset)))}
+        images = [
+            {"image": item["image"], "name": item["name"]}
+            for item, _ in zip(items, range(self.max_images or len(dataset)))
+        ]
         task = getattr(pl_module, "task", None)
         scorer = TaskScorer(task, "uncompressed") if task is not None else None
-        with torch.no_grad():
-            learned = measure("learned", LearnedCodec(copy.deepcopy(network).cpu().float()), images, scorer)
+        out = Path(trainer.default_root_dir)
+        streams = out / "anchor_comparison"
+        codec = LearnedCodec(copy.deepcopy(network).cpu().float())  # a copy: its CDF tables are its own
+        with torch.inference_mode():
+            learned = measure("learned", codec, images, scorer, streams)
             rows, curves = [learned], {"learned": [learned]}
             for kind in self.anchors:
-                best, curves[kind] = at_bpp(kind, learned["bpp"], images, scorer)
+                best, curves[kind] = at_bpp(kind, learned["bpp"], images, scorer, streams)
                 rows.append(best)
-        out = Path(trainer.default_root_dir)
+        names = [image["name"] for image in images]
         self.table = (
             f"the trained codec next to {' and '.join(self.anchors)} at the same bpp, on the "
-            f"validation images {', '.join(images)}:\n{markdown(rows)}"
+            f"validation images {', '.join(names)}:\n{markdown(rows)}"
         )
         (out / "anchor_comparison.md").write_text(self.table + "\n")
         (out / "anchor_comparison.json").write_text(
-            json.dumps({"images": list(images), "rows": rows, "curves": curves}, indent=2) + "\n"
+            json.dumps({"images": names, "rows": rows, "curves": curves}, indent=2) + "\n"
         )
         plot = plot_rd_curves(curves, out / "anchor_rd.png")
         for logger in trainer.loggers:

@@ -31,24 +31,6 @@ MAX_PIXELS = 2**28
 LatentRefiner = Callable[[CompressionModel, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class _RefinedAnalysis(torch.nn.Module):
-    """Stands in for g_a during compress(), so that any CompressAI model codes the refined latent."""
-
-    def __init__(self, g_a: torch.nn.Module, model: CompressionModel, refine: LatentRefiner):
-        super().__init__()
-        self.g_a, self.refine = g_a, refine
-        self.__dict__["model"] = model  # not a submodule: no reference cycle in the module tree
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # clones: inputs made under inference_mode (as in vcm-eval) cannot enter the refiner's autograd graph
-        with torch.inference_mode(False):
-            x = x.clone()
-            with torch.no_grad():
-                y = self.g_a(x)
-            with torch.enable_grad():
-                return self.refine(self.model, x, y.clone()).detach()
-
-
 class LearnedCodec:
     """Encoder and decoder around one CompressionModel.
 
@@ -121,15 +103,24 @@ class LearnedCodec:
 
     @contextmanager
     def _refined_analysis(self):
+        """During compress(), g_a's output is replaced by the refiner's latent (a forward hook that
+        returns a value replaces the output), so any CompressAI model codes the refined latent."""
         if self.latent_refiner is None:
             yield
             return
-        g_a = self.model.g_a
-        self.model.g_a = _RefinedAnalysis(g_a, self.model, self.latent_refiner)
+
+        def refine(_g_a, inputs, y):
+            # clones: tensors made under inference_mode (as in vcm-eval) cannot enter autograd
+            with torch.inference_mode(False):
+                x, y = inputs[0].clone(), y.clone()
+                with torch.enable_grad():
+                    return self.latent_refiner(self.model, x, y).detach()
+
+        handle = self.model.g_a.register_forward_hook(refine)
         try:
             yield
         finally:
-            self.model.g_a = g_a
+            handle.remove()
 
     def round_trip(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode every image of a batch (N, 3, H, W) to bytes and decode it back: (decoded batch, bpp of

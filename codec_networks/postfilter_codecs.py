@@ -147,7 +147,8 @@ def parameter_names(net: torch.nn.Module, params: str) -> list[str]:
 
 class AdaptedFilterCodec(_FilteredCodec):
     """params: 'bias' (method 9), 'all' (the full-finetuning comparison) or 'none' (the filter as trained).
-    step: quantisation step of the parameter deltas; their integers are Laplace/rANS-coded."""
+    adam_steps: encoder-side Adam iterations on the image; quantisation_step: of the parameter deltas,
+    whose integers are Laplace/rANS-coded."""
 
     def __init__(
         self,
@@ -155,15 +156,16 @@ class AdaptedFilterCodec(_FilteredCodec):
         postfilter: QPConditionedFilter,
         qp: float,
         params: str = "bias",
-        steps: int = 50,
+        adam_steps: int = 50,
         lr: float = 1e-3,
-        step: float = 1 / 1024,
+        quantisation_step: float = 1 / 1024,
         device: str = "cpu",
     ):
         self.inner, self.filter, self.qp = inner, postfilter.to(device).eval(), float(qp)
         self.params = params
         self.names = [] if params == "none" else parameter_names(postfilter, params)
-        self.steps, self.lr, self.step, self.device = steps, lr, step, device
+        self.adam_steps, self.lr, self.quantisation_step = adam_steps, lr, quantisation_step
+        self.device = device
         self.name = f"{inner.name}_pf_{params}"
         self.last_encode_info: dict = {}
         self.last_filter: QPConditionedFilter | None = None
@@ -172,20 +174,18 @@ class AdaptedFilterCodec(_FilteredCodec):
         return {
             "method": "encoder-side finetuning (method 9)",
             "params": self.params,
-            "adam_steps": self.steps,
+            "adam_steps": self.adam_steps,
             "lr": self.lr,
-            "quantisation_step": self.step,
+            "quantisation_step": self.quantisation_step,
             "qp": self.qp,
         }
 
     @torch.inference_mode(False)
     @torch.enable_grad()
     def finetune(self, decoded: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-        """Adam on the chosen tensors for `steps` steps; returns their deltas from the trained filter, flat."""
-        decoded, original = (
-            decoded.clone(),
-            original.clone(),
-        )  # inputs made under inference_mode (vcm-eval) cannot enter autograd
+        """Adam on the chosen tensors for `adam_steps` steps; returns their deltas from the trained filter, flat."""
+        # inputs made under inference_mode (vcm-eval) cannot enter autograd
+        decoded, original = decoded.clone(), original.clone()
         net = copy.deepcopy(self.filter)
         tuned = list(self._adapted(net).values())
         for p in net.parameters():
@@ -194,7 +194,7 @@ class AdaptedFilterCodec(_FilteredCodec):
             p.requires_grad_(True)
         optimizer = torch.optim.Adam(tuned, lr=self.lr)
         x, target = decoded[None].to(self.device), original[None].to(self.device)
-        for _ in range(self.steps):
+        for _ in range(self.adam_steps):
             loss = F.mse_loss(net(x, self.qp), target)
             optimizer.zero_grad()
             loss.backward()
@@ -209,7 +209,9 @@ class AdaptedFilterCodec(_FilteredCodec):
         net = copy.deepcopy(self.filter)
         params = self._adapted(net)
         with torch.no_grad():
-            for p, delta in zip(params.values(), unflatten(integers.to(torch.float32) * self.step, params).values()):
+            for p, delta in zip(
+                params.values(), unflatten(integers.to(torch.float32) * self.quantisation_step, params).values()
+            ):
                 p += delta.to(p)
         return net
 
@@ -218,7 +220,7 @@ class AdaptedFilterCodec(_FilteredCodec):
         decoded = self.inner.decode(payload)
         side, self.last_filter = b"", self.filter
         if self.names:
-            integers = torch.round(self.finetune(decoded, image.cpu()) / self.step).long()
+            integers = torch.round(self.finetune(decoded, image.cpu()) / self.quantisation_step).long()
             tuned = self.rebuild(integers)
             mse = {
                 net: float((run_filter(net, decoded, self.qp, self.device) - image.cpu()).pow(2).mean())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -19,13 +21,12 @@ def check_count(value, what: str, minimum: int = 1, allow_none: bool = False) ->
     return value
 
 
-def collate(batch: list[dict]) -> dict:
-    """Stack images; keep per-image annotations (boxes, names, ...) as lists."""
-    out: dict = {"image": torch.stack([item["image"] for item in batch])}
-    for key in batch[0]:
-        if key != "image":
-            out[key] = [item[key] for item in batch]
-    return out
+def collate(batch: list[dict], stacked: tuple[str, ...] = ("image",)) -> dict:
+    """Stack the `stacked` tensors (images); keep per-image annotations (boxes, names, ...) as lists."""
+    return {
+        key: torch.stack([item[key] for item in batch]) if key in stacked else [item[key] for item in batch]
+        for key in batch[0]
+    }
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -33,6 +34,8 @@ class ImageDataModule(pl.LightningDataModule):
 
     Validation/test batches default to 1 image because evaluation images keep their own sizes.
     """
+
+    stacked: tuple[str, ...] = ("image",)  # the item keys collated into one tensor
 
     def __init__(self, batch_size: int = 8, val_batch_size: int = 1, num_workers: int = 0, pin_memory: bool = False):
         super().__init__()
@@ -59,7 +62,7 @@ class ImageDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            collate_fn=collate,
+            collate_fn=partial(collate, stacked=self.stacked),
             drop_last=shuffle,
         )
 

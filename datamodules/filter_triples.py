@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from conventional_codecs import ImageCodec
-from datamodules.base import check_count
+from datamodules.base import ImageDataModule, check_count
 from datamodules.crops import crop_window
 from datamodules.decode_cache import DecodeCache
 from datamodules.image_datasets import UNUSABLE_IMAGE_ERRORS, BadImagePolicy, checked_load
@@ -83,11 +82,13 @@ class FilterTripleDataset(Dataset):
         return {"original": original, "decoded": decoded, "qp": torch.tensor(float(c.qp)), "name": c.original.stem}
 
 
-class FilterTriplesDataModule(pl.LightningDataModule):
+class FilterTriplesDataModule(ImageDataModule):
     """train_dir / val_dir: image folders; None uses the embedded sample photos (7 train, 2 held out).
 
     codec: a partial conventional codec that takes the QP (`ladder_key`), e.g. PyAVIntraCodec.
     """
+
+    stacked = ("original", "decoded", "qp")
 
     def __init__(
         self,
@@ -106,12 +107,9 @@ class FilterTriplesDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
     ):
-        super().__init__()
+        super().__init__(batch_size, val_batch_size, num_workers, pin_memory)
         check_count(block_size, "block_size", minimum=8)
         check_count(train_repeats, "train_repeats")
-        check_count(batch_size, "batch_size")
-        check_count(val_batch_size, "val_batch_size")
-        check_count(num_workers, "num_workers", minimum=0)
         if not qps:
             raise ConfigError("the QP ladder (qps) is empty")
         if any(not 0 < s <= 1 for s in scales):
@@ -123,13 +121,6 @@ class FilterTriplesDataModule(pl.LightningDataModule):
             "train": list_images(train_dir) if train_dir else sample_image_paths(TRAIN_IMAGES),
             "val": list_images(val_dir) if val_dir else sample_image_paths(VAL_IMAGES),
         }
-        self.loader_kwargs = {
-            "num_workers": num_workers,
-            "pin_memory": pin_memory,
-            "persistent_workers": num_workers > 0,
-        }
-        self.batch_size, self.val_batch_size = batch_size, val_batch_size
-        self.datasets: dict[str, FilterTripleDataset] = {}
 
     def code_images(self, paths: list[Path]) -> list[CodedImage]:
         """Every image at every (QP, scale), from the cache or coded now."""
@@ -154,23 +145,17 @@ class FilterTriplesDataModule(pl.LightningDataModule):
         for paths in self.sources.values():
             self.code_images(paths)
 
-    def setup(self, stage: str | None = None) -> None:
-        if not self.datasets:
-            self.datasets = {
-                "train": FilterTripleDataset(
-                    self.code_images(self.sources["train"]), self.block_size, True, self.train_repeats
-                ),
-                "val": FilterTripleDataset(self.code_images(self.sources["val"]), self.block_size, False),
-            }
-            log.info(
-                "post-filter triples: %d train images × %d QPs, %d validation blocks",
-                len(self.sources["train"]),
-                len(self.qps),
-                len(self.datasets["val"]),
-            )
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.datasets["train"], self.batch_size, shuffle=True, drop_last=True, **self.loader_kwargs)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.datasets["val"], self.val_batch_size, shuffle=False, **self.loader_kwargs)
+    def make_datasets(self, stage: str | None) -> dict[str, FilterTripleDataset]:
+        datasets = {
+            "train": FilterTripleDataset(
+                self.code_images(self.sources["train"]), self.block_size, True, self.train_repeats
+            ),
+            "val": FilterTripleDataset(self.code_images(self.sources["val"]), self.block_size, False),
+        }
+        log.info(
+            "post-filter triples: %d train images × %d QPs, %d validation blocks",
+            len(self.sources["train"]),
+            len(self.qps),
+            len(datasets["val"]),
+        )
+        return datasets

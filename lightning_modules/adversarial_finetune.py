@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from compressai.models import CompressionModel
 from torch import nn
 
-from codec_networks import LearnedCodec
 from codec_networks.latents import decoder_latent
 from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
 from lightning_modules.checkpointing import CodecCheckpointing
+from lightning_modules.real_bitstreams import RealBitstreamValidation
 from task_networks import TaskNetwork
-from vcm_metrics import ms_ssim, mse_255, psnr
+from vcm_metrics import mse_255
 from vcm_metrics.artifacts import checkerboard_score
 from vcmlab.checkpoints import load_codec_weights
 
@@ -33,27 +33,35 @@ log = logging.getLogger(__name__)
 GanLoss = Literal["non_saturating", "hinge", "least_squares"]
 
 
+# (generator loss of D(fake), discriminator loss of D(real), D(fake)) for each GAN objective
+GAN_LOSSES = {
+    "non_saturating": (
+        lambda fake: F.softplus(-fake).mean(),
+        lambda real, fake: F.softplus(-real).mean() + F.softplus(fake).mean(),
+    ),
+    "hinge": (lambda fake: -fake.mean(), lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean()),
+    "least_squares": (
+        lambda fake: (fake - 1).pow(2).mean(),
+        lambda real, fake: (real - 1).pow(2).mean() + fake.pow(2).mean(),
+    ),
+}
+
+
+def _gan_losses(kind: GanLoss):
+    if kind not in GAN_LOSSES:
+        raise ValueError(f"gan_loss must be one of {', '.join(GAN_LOSSES)}, got {kind!r}")
+    return GAN_LOSSES[kind]
+
+
 def generator_loss(fake: torch.Tensor, kind: GanLoss) -> torch.Tensor:
-    if kind == "non_saturating":
-        return F.softplus(-fake).mean()
-    if kind == "hinge":
-        return -fake.mean()
-    if kind == "least_squares":
-        return (fake - 1).pow(2).mean()
-    raise ValueError(f"gan_loss must be non_saturating, hinge or least_squares, got {kind!r}")
+    return _gan_losses(kind)[0](fake)
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: GanLoss) -> torch.Tensor:
-    if kind == "non_saturating":
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
-    if kind == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    if kind == "least_squares":
-        return (real - 1).pow(2).mean() + fake.pow(2).mean()
-    raise ValueError(f"gan_loss must be non_saturating, hinge or least_squares, got {kind!r}")
+    return _gan_losses(kind)[1](real, fake)
 
 
-class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
+class AdversarialDecoderModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModule):
     def __init__(
         self,
         codec: CompressionModel,
@@ -92,7 +100,6 @@ class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
         self.make_optimizer = optimizer or partial(torch.optim.Adam, lr=1e-5)
         self.make_disc_optimizer = disc_optimizer or partial(torch.optim.Adam, lr=1e-4, betas=(0.5, 0.999))
         self.real_bitstreams, self.pad_multiple = real_bitstreams, pad_multiple_for(codec, pad_multiple)
-        self._bitstream_codec: LearnedCodec | None = None
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -143,26 +150,18 @@ class AdversarialDecoderModule(CodecCheckpointing, pl.LightningModule):
         )
         return loss_g.detach()
 
-    def on_validation_epoch_start(self) -> None:
-        self._bitstream_codec = (
-            LearnedCodec(self.codec, self.device, self.pad_multiple) if self.real_bitstreams else None
-        )
-
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         x, n = batch["image"], batch["image"].shape[0]
-        if self._bitstream_codec is not None:
-            decoded, bpp = self._bitstream_codec.round_trip(x)
-        else:
-            decoded, bpp = self.decode(x).clamp(0, 1), x.new_zeros(())
+        decoded, bpp = self.coded(x, lambda: (self.decode(x).clamp(0, 1), x.new_zeros(())))
         task = self.task.task_loss(decoded, x, batch.get("targets")) if self.task is not None else x.new_zeros(())
         metrics = {
             "bpp": bpp,
-            "psnr": psnr(decoded, x).mean(),
-            "ms_ssim": ms_ssim(decoded, x).mean(),
+            **self.image_quality(decoded, x),
             "task_loss": task,
             "checkerboard": checkerboard_score(decoded, x).mean(),
         }
-        # objective for "best": the task term plus the artifact score, as the method trades the two
-        metrics["rd_loss"] = self.weights["task"] * task + metrics["checkerboard"]
+        # what the best checkpoint minimises (the experiment's monitor): the task term plus the artifact
+        # score, as the method trades the two; no rate term, the bitstream does not change
+        metrics["task_artifact_loss"] = self.weights["task"] * task + metrics["checkerboard"]
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=n, sync_dist=True)
         return {"x": x, "x_hat": decoded, "bpp": bpp}

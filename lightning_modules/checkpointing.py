@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from codec_networks.entropy_state import resize_entropy_buffers
+from compressai.models import CompressionModel
+
 from vcmlab.checkpoints import drop_foreign_callback_paths
 
 
@@ -28,7 +29,11 @@ class CodecCheckpointing(RunConfigCheckpointing):
     """For modules that hold a CompressAI codec (self.codec)."""
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        # Resume and ddp_spawn's hand-back of rank 0's weights both land here: give the CDF buffers the
-        # sizes update() gave them in the saved model first.
-        resize_entropy_buffers(self.codec, state_dict, prefix="codec.")
+        # Resume and ddp_spawn's hand-back of rank 0's weights both land here. update() resized the CDF
+        # buffers of the saved model; CompressAI's own CompressionModel.load_state_dict resizes them
+        # back, but only when called on the codec itself: load the codec's part through it first.
+        if isinstance(self.codec, CompressionModel):
+            prefix = "codec."
+            own = {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
+            self.codec.load_state_dict(own, strict=False)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -11,10 +11,10 @@ import torch
 from compressai.models import CompressionModel
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from codec_networks import LearnedCodec
 from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
 from lightning_modules.checkpointing import CodecCheckpointing
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
+from lightning_modules.real_bitstreams import RealBitstreamValidation
 from task_networks import TaskNetwork
 from vcm_metrics import bits_from_likelihoods, ms_ssim, mse_255, psnr
 
@@ -30,7 +30,7 @@ def distortion_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: Distortion) -> t
     raise ValueError(f"distortion must be 'mse' or 'ms_ssim', got {kind!r}")
 
 
-class CodecModule(CodecCheckpointing, pl.LightningModule):
+class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModule):
     """L = w_r·bpp + w_d·D + w_t·L_task(T(x̂)) with scheduled weights; the task network stays frozen.
 
     Two optimizers, stepped by hand: the main one for every codec parameter but the entropy
@@ -69,7 +69,6 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
         self.clip_grad_norm = clip_grad_norm
         self.real_bitstreams = real_bitstreams
         self.pad_multiple = pad_multiple_for(codec, pad_multiple)
-        self._bitstream_codec: LearnedCodec | None = None
 
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self):
@@ -158,19 +157,6 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
             scheduler.step()
 
     # ----------------------------------------------------------------- evaluation
-    def on_validation_epoch_start(self) -> None:
-        self._start_bitstream_codec()
-
-    def on_test_epoch_start(self) -> None:
-        self._start_bitstream_codec()
-
-    def _start_bitstream_codec(self) -> None:
-        # LearnedCodec calls update(force=True), rebuilding the CDF tables from the current weights,
-        # and fingerprints the model once for the whole evaluation pass.
-        self._bitstream_codec = (
-            LearnedCodec(self.codec, self.device, self.pad_multiple) if self.real_bitstreams else None
-        )
-
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         return self._evaluate(batch, "val")
 
@@ -184,17 +170,14 @@ class CodecModule(CodecCheckpointing, pl.LightningModule):
         x, targets, n = batch["image"], batch.get("targets"), batch["image"].shape[0]
         current, final = self.loss_weights(self.global_step), self.loss_weights.final
         forward = self.losses(x, targets, current, with_task=False)
-        decoded, bpp = forward["x_hat"].clamp(0, 1), forward["bpp"]
-        if self._bitstream_codec is not None:
-            decoded, bpp = self._bitstream_codec.round_trip(x)
+        decoded, bpp = self.coded(x, lambda: (forward["x_hat"].clamp(0, 1), forward["bpp"]))
         dist = distortion_loss(decoded, x, self.distortion)
         task = self.task.task_loss(decoded, x, targets) if self.task is not None else x.new_zeros(())
         metrics = {
             "bpp_est": forward["bpp"],
             "psnr_forward": psnr(forward["x_hat"].clamp(0, 1), x).mean(),
             "bpp": bpp,
-            "psnr": psnr(decoded, x).mean(),
-            "ms_ssim": ms_ssim(decoded, x).mean(),
+            **self.image_quality(decoded, x),
             "distortion": dist,
             "task_loss": task,
             "loss": current.combine(bpp, dist, task),

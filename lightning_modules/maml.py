@@ -40,7 +40,7 @@ class MAMLCodecModule(CodecModule):
         base = self.loss_weights.base
         # the objective of inner and outer loop, and of test-time adaptation (codec=checkpoints_lof with
         # codec.latent_refiner.optimizer=normalized_gd, lr=inner_lr, steps=inner_steps, surrogate=noise)
-        self.objective = LatentOverfitter(
+        self.inner_loop = LatentOverfitter(
             steps=inner_steps,
             lr=inner_lr,
             rate_weight=base.rate,
@@ -55,20 +55,20 @@ class MAMLCodecModule(CodecModule):
         """The inner loop; returns the adapted latent and the inner gradients (for inspection)."""
         grads = []
         for step in range(self.inner_steps):
-            loss = self.objective.objective(self.codec, x, y, step)
+            loss = self.inner_loop.objective(self.codec, x, y, step)
             (grad,) = torch.autograd.grad(loss, y, create_graph=self.second_order)
             if not self.second_order:
                 grad = grad.detach()
             grads.append(grad)
-            y = self.objective.normalized_step(y, grad, self.inner_lr)
+            y = self.inner_loop.normalized_step(y, grad, self.inner_lr)
         return y, grads
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x = pad_to_multiple(batch["image"], self.pad_multiple)
         y0 = self.codec.g_a(x)
-        before = self.objective.objective(self.codec, x, y0, 0)
+        before = self.inner_loop.objective(self.codec, x, y0, 0)
         y, _ = self.adapt(x, y0)
-        loss = self.objective.objective(self.codec, x, y, 0)
+        loss = self.inner_loop.objective(self.codec, x, y, 0)
         aux_loss = self.optimisation_step(loss)
         n = x.shape[0]
         self.log_dict(

@@ -39,26 +39,25 @@ def make_cfg(tmp_path):
     GlobalHydra.instance().clear()
 
 
+def short_training_run(out: Path, *overrides: str) -> Path:
+    """A real vcm-train run of the FAST-shrunk config into `out` (CSV logger)."""
+    from vcmlab.train import train
+
+    train(compose_config([*FAST, "logger=csv", *overrides], out))
+    GlobalHydra.instance().clear()
+    return out
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """One short real training run (lic_hyperprior, 8 steps, CSV logger) shared by several tests."""
-    from vcmlab.train import train
-
-    out = tmp_path_factory.mktemp("trained_run")
-    cfg = compose_config(
-        [
-            *FAST,
-            "experiment=lic_hyperprior",
-            "logger=csv",
-            "trainer.max_steps=8",
-            "trainer.val_check_interval=4",
-            "trainer.log_every_n_steps=1",
-        ],
-        out,
+    return short_training_run(
+        tmp_path_factory.mktemp("trained_run"),
+        "experiment=lic_hyperprior",
+        "trainer.max_steps=8",
+        "trainer.val_check_interval=4",
+        "trainer.log_every_n_steps=1",
     )
-    train(cfg)
-    GlobalHydra.instance().clear()
-    return out
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 600, with_tests: bool = False):

@@ -8,6 +8,7 @@ from codec_networks.postfilters import FilterBank, QPConditionedFilter
 from lightning_modules import CompetitiveFiltersModule
 from lightning_modules.competitive_assignment import assignment_weights, competitive_loss
 from tests.conftest import FILTERS_FAST
+from tests.helpers import FeatureTask
 from vcmlab.callbacks import TemperatureAnnealing
 from vcmlab.checkpoints import load_filter_bank, read_checkpoint
 
@@ -155,19 +156,6 @@ def test_ddp_sim_keeps_filters_usage_prior_and_texture_split_in_sync(make_cfg, t
     assert edges.shape == (1,) and torch.isfinite(edges).all()
 
 
-class _FeatureTask(torch.nn.Module):
-    """A stand-in task network: two fixed feature levels (strides 1 and 2)."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(1)
-        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
-
-    def features(self, x):
-        f = self.conv(x)
-        return [f, torch.nn.functional.avg_pool2d(f, 2)]
-
-
 def test_task_and_mixed_distortions_weight_filters_by_task_features():
     from lightning_modules.competitive_filters import feature_distortion
 
@@ -175,7 +163,7 @@ def test_task_and_mixed_distortions_weight_filters_by_task_features():
     bank = FilterBank(filters=2, channels=8, blocks=1)
     for f in bank.filters:
         torch.nn.init.normal_(f.tail.weight, std=0.02)
-    batch, task = _batch(), _FeatureTask()
+    batch, task = _batch(), FeatureTask()
     outputs = bank(batch["decoded"], batch["qp"])
     features = feature_distortion(task, outputs, batch["original"])
     assert features.shape == (4, 2) and (features > 0).all()

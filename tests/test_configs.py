@@ -1,11 +1,13 @@
 """Every config composes; every experiment instantiates; bad keys and names fail clearly."""
 
 import importlib.util
+import json
 
 import pytest
 import pytorch_lightning as pl
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from vcmlab import CONF_DIR
@@ -52,12 +54,16 @@ def test_every_model_composes_with_every_experiment_that_takes_one(experiment, m
 
 @pytest.mark.parametrize("group", sorted(GROUP_OPTIONS))
 def test_every_group_option_composes(group, tmp_path):
+    """Each option composes, and each changes the composed config: no two options of a group give the
+    same result (an option that failed to apply would equal the default's)."""
+    composed = {}
     for option in GROUP_OPTIONS[group]:
-        overrides = [f"{group}={option}"]
-        if group == "task" and option == "none":
-            overrides.append("experiment=lic_hyperprior")
+        overrides = [f"{group}={option}", "experiment=lic_hyperprior"]  # an experiment without a task
         cfg = compose_config(overrides, tmp_path)
         assert cfg.hydra.runtime.choices[group] == option
+        content = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
+        composed[option] = json.dumps(content, sort_keys=True, default=str)
+    assert len(set(composed.values())) == len(composed), composed.keys()
 
 
 @pytest.mark.parametrize("trainer", ["cpu", "ddp_sim"])

@@ -7,16 +7,10 @@ from datamodules import ImageFolderDataModule, ImageReadError, OpenImagesDataMod
 from datamodules.image_datasets import ImageFileDataset, ImageTooSmallError
 from datamodules.openimages import OpenImagesDataset, normalize_label, read_annotations, read_subset_list
 from tests.conftest import SHARED_DATA
+from tests.helpers import write_image
 from vcmlab.errors import InputError
 
 OIV6 = SHARED_DATA / "oiv6-mpeg-vcm"
-
-
-def write_image(path, size=(96, 80), mode="RGB", seed=0):
-    rng = np.random.default_rng(seed)
-    array = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(array).convert(mode).save(path)
-    return path
 
 
 # ----------------------------------------------------------------------------- image reading

@@ -10,7 +10,7 @@ from conventional_codecs import PillowCodec
 from datamodules.openimages import OpenImagesDataset, read_subset_list
 from task_networks import TaskNetwork
 from tests.conftest import SHARED_DATA
-from tests.test_datamodules import write_image
+from tests.helpers import write_image
 from vcmlab.evaluation import RatePoint, TaskScorer, evaluate_rate_point
 
 OIV6 = SHARED_DATA / "oiv6-mpeg-vcm"

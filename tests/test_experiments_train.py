@@ -8,7 +8,7 @@ import pytest
 
 from datamodules.openimages import read_subset_list
 from tests.conftest import FILTERS_FAST, SHARED_DATA
-from tests.test_datamodules import write_image
+from tests.helpers import write_image
 from vcmlab import CONF_DIR
 from vcmlab.train import train
 

@@ -22,7 +22,7 @@ def module_and_batch(make_cfg):
 
 def outer_gradients(module, x):
     y, grads = module.adapt(x, module.codec.g_a(x))
-    module.objective.objective(module.codec, x, y, 0).backward()
+    module.inner_loop.objective(module.codec, x, y, 0).backward()
     return grads
 
 

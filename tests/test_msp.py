@@ -11,11 +11,10 @@ import torch
 from compressai.models import MeanScaleHyperprior
 
 from codec_networks import LearnedCodec
-from codec_networks.bitstream import unpack
 from codec_networks.complexity import counting_calls, measure
 from codec_networks.latent_overfitting import LatentOverfitter, relaxed_forward
 from codec_networks.msp import MultiScaleProgressive, split_scales
-from codec_networks.one_stream import OneStream
+from tests.helpers import decoded_latent_and_image
 from vcmlab.errors import InputError
 
 PROFILES = {"fast": dict(levels=3, substeps=2, hidden=24), "base": dict(levels=4, substeps=3, hidden=48, kernel_size=5)}
@@ -69,14 +68,6 @@ def test_learned_codec_round_trip(profile):
     assert torch.allclose(decoded, reference, atol=1e-5)  # the stream carries exactly the eval forward's latent
 
 
-def decoded_latent_and_image(codec: LearnedCodec, data: bytes) -> tuple[torch.Tensor, torch.Tensor]:
-    """(y_hat as the entropy decoder rebuilt it, x_hat) for a LearnedCodec stream of an MSP model."""
-    payload = unpack(data, codec.n_streams)
-    with torch.no_grad(), OneStream().reading(codec.model, codec._guarded(payload)):
-        out = codec.model.decompress(codec._no_strings(), codec.latent_shape(payload.height, payload.width))
-    return out["y_hat"], out["x_hat"]
-
-
 @pytest.mark.parametrize("threads", [1, "same"])
 def test_decoding_in_another_process_is_identical(tmp_path, threads):
     """Another process entropy-decodes the same latent bit for bit at any thread count (the context
@@ -92,7 +83,8 @@ import torch
 torch.set_num_threads({threads})
 from codec_networks import LearnedCodec
 from codec_networks.msp import MultiScaleProgressive
-from tests.test_msp import decoded_latent_and_image
+from tests.helpers import decoded_latent_and_image
+from tests.helpers import decoded_latent_and_image
 model = MultiScaleProgressive(N=32, M=48, **{PROFILES["base"]!r})
 model.load_state_dict(torch.load({str(tmp_path / "model.pt")!r}, weights_only=True))
 data = open({str(tmp_path / "image.bin")!r}, 'rb').read()
@@ -188,27 +180,15 @@ def test_latent_overfitting_lowers_the_real_rd_cost():
 @pytest.fixture(scope="module")
 def msp_run(tmp_path_factory) -> Path:
     """A short real training run of the fast profile through the existing experiment."""
-    from hydra.core.global_hydra import GlobalHydra
+    from tests.conftest import short_training_run
 
-    from tests.conftest import FAST
-    from vcmlab.compose import compose_config
-    from vcmlab.train import train
-
-    out = tmp_path_factory.mktemp("msp_run")
-    cfg = compose_config(
-        [
-            *FAST,
-            "experiment=lic_hyperprior",
-            "model=msp_fast",
-            "logger=csv",
-            "trainer.max_steps=40",
-            "trainer.val_check_interval=20",
-        ],
-        out,
+    return short_training_run(
+        tmp_path_factory.mktemp("msp_run"),
+        "experiment=lic_hyperprior",
+        "model=msp_fast",
+        "trainer.max_steps=40",
+        "trainer.val_check_interval=20",
     )
-    train(cfg)
-    GlobalHydra.instance().clear()
-    return out
 
 
 def test_trained_msp_lof_lowers_the_real_rd_cost_on_held_out_photos(msp_run):

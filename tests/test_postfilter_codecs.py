@@ -60,7 +60,7 @@ def test_finetuning_changes_only_what_it_may_and_the_decoder_rebuilds_the_same_f
     base = QPConditionedFilter(channels=8, blocks=1)
     torch.nn.init.normal_(base.tail.weight, std=0.01)
     hevc = PyAVIntraCodec("hevc", qp=42, preset="ultrafast")
-    sender = AdaptedFilterCodec(hevc, base, qp=42, params=params, steps=15, lr=3e-3, step=1 / 512)
+    sender = AdaptedFilterCodec(hevc, base, qp=42, params=params, adam_steps=15, lr=3e-3, quantisation_step=1 / 512)
     data = sender.encode(photo)
     tuned, trained = dict(sender.last_filter.named_parameters()), dict(base.named_parameters())
     changed = {n for n in trained if not torch.equal(tuned[n], trained[n])}
@@ -71,7 +71,7 @@ def test_finetuning_changes_only_what_it_may_and_the_decoder_rebuilds_the_same_f
     )
     assert changed <= set(parameter_names(base, params))
 
-    receiver = AdaptedFilterCodec(hevc, base, qp=42, params=params, step=1 / 512)  # step: shared codec setting
+    receiver = AdaptedFilterCodec(hevc, base, qp=42, params=params, quantisation_step=1 / 512)  # a shared codec setting
     side, payload = unframe(data, "t")
     assert sender.last_encode_info["side_info_bytes"] == len(side) > 0
     decoded = receiver.decode(data)
@@ -89,7 +89,7 @@ def test_bias_finetuning_improves_the_image_it_is_fitted_on(photo):
     base = QPConditionedFilter(channels=8, blocks=1)
     hevc = PyAVIntraCodec("hevc", qp=42, preset="ultrafast")
     plain = AdaptedFilterCodec(hevc, base, qp=42, params="none")
-    adapted = AdaptedFilterCodec(hevc, base, qp=42, params="bias", steps=30, lr=3e-3, step=1 / 1024)
+    adapted = AdaptedFilterCodec(hevc, base, qp=42, params="bias", adam_steps=30, lr=3e-3, quantisation_step=1 / 1024)
     before = (plain.decode(plain.encode(photo)) - photo).pow(2).mean()
     after = (adapted.decode(adapted.encode(photo)) - photo).pow(2).mean()
     assert after < before
@@ -118,7 +118,11 @@ def test_vcm_eval_with_trained_filters_then_one_bd_rate_table(filters_run, tmp_p
             "codec.postfilter.block_size=64",
             "logger=wandb",
         ],
-        "bias": ["codec=hevc_bias_finetune", f"codec.postfilter.ckpt_path={ckpt}", "codec.postfilter.adapt.steps=3"],
+        "bias": [
+            "codec=hevc_bias_finetune",
+            f"codec.postfilter.ckpt_path={ckpt}",
+            "codec.postfilter.adapt.adam_steps=3",
+        ],
     }
     for name, overrides in runs.items():
         result = run_cli("vcm-eval", *overrides, *common, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
@@ -157,10 +161,10 @@ def test_vcm_eval_with_trained_filters_then_one_bd_rate_table(filters_run, tmp_p
 
 
 def test_block_choice_by_task_features_round_trips(photo):
-    from tests.test_competitive_filters import _FeatureTask
+    from tests.helpers import FeatureTask
 
     hevc = PyAVIntraCodec("hevc", qp=42, preset="ultrafast")
-    codec = BlockFilterCodec(hevc, _trained_looking_bank(), qp=42, block_size=64, objective="task", task=_FeatureTask())
+    codec = BlockFilterCodec(hevc, _trained_looking_bank(), qp=42, block_size=64, objective="task", task=FeatureTask())
     data = codec.encode(photo)
     side, payload = unframe(data, "t")
     choices = torch.tensor(decode_symbols(side, 20, codec.bank.choice_pmf().tolist())).view(4, 5)
@@ -176,7 +180,7 @@ def test_an_update_that_does_not_help_is_not_sent(photo):
     torch.manual_seed(0)
     base = QPConditionedFilter(channels=8, blocks=1)
     hevc = PyAVIntraCodec("hevc", qp=42, preset="ultrafast")
-    wild = AdaptedFilterCodec(hevc, base, qp=42, params="all", steps=3, lr=1.0)  # Adam at lr 1 wrecks the filter
+    wild = AdaptedFilterCodec(hevc, base, qp=42, params="all", adam_steps=3, lr=1.0)  # Adam at lr 1 wrecks the filter
     data = wild.encode(photo)
     assert wild.last_encode_info["side_info_bytes"] == 0 and wild.last_filter is base
     with torch.no_grad():

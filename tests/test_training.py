@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from codec_networks import LearnedCodec
+from tests.conftest import FAST
 from vcmlab.checkpoints import load_codec, read_checkpoint
 from vcmlab.compose import compose_config
 from vcmlab.train import train
@@ -38,8 +39,17 @@ def test_run_directory_is_reproducible_and_checkpoint_codes_real_bitstreams(trai
     codec = LearnedCodec(load_codec(ckpt))
     image = torch.rand(3, 80, 112)
     data = codec.encode(image)
-    decoded = LearnedCodec(load_codec(ckpt)).decode(data)  # a receiver built from the file alone
-    assert decoded.shape == image.shape
+    receiver = load_codec(ckpt)  # a receiver built from the file alone
+    trained = {
+        k.removeprefix("codec."): v for k, v in read_checkpoint(ckpt)["state_dict"].items() if k.startswith("codec.")
+    }
+    assert all(
+        torch.equal(receiver.state_dict()[k], v) for k, v in trained.items() if "_cdf" not in k and "_offset" not in k
+    )
+    decoded = LearnedCodec(receiver).decode(data)
+    with torch.no_grad():  # the decoded image is the trained decoder's, on the rounded latent
+        expected = receiver.eval()(torch.nn.functional.pad(image[None], (0, 16, 0, 48), mode="replicate"))["x_hat"]
+    assert torch.allclose(decoded, expected.clamp(0, 1)[0, :, :80, :112], atol=1e-5)
     bpp = 8 * len(data) / (80 * 112)
     assert 0 < bpp < 24
 
@@ -56,12 +66,7 @@ def test_one_global_step_per_batch_despite_two_optimizers(trained_run):
 def test_resume_continues_the_step_count(trained_run, tmp_path):
     cfg = compose_config(
         [
-            "model.N=32",
-            "model.M=48",
-            "data.crop_size=64",
-            "data.val_crop_size=64",
-            "data.batch_size=2",
-            "data.train_repeats=1",
+            *FAST,
             "experiment=lic_hyperprior",
             "logger=none",
             "trainer.max_steps=12",
@@ -154,7 +159,6 @@ def test_unreadable_or_foreign_checkpoints_are_refused(tmp_path):
 
 
 def test_a_run_ends_with_the_codec_next_to_jpeg_and_webp_at_the_same_bpp(make_cfg, tmp_path):
-    from tests.conftest import FAST
 
     overrides = [o for o in FAST if "anchor_comparison" not in o]
     train(

@@ -19,13 +19,14 @@ def write_outputs(cfg: DictConfig, summaries: list[dict], out_root: Path) -> Pat
     plot = plot_rd_curves({cfg.get("label") or cfg.codec.kind: summaries, **anchors}, out_root / "rd_plot.png")
     for logger in instantiate_group(cfg.get("logger")):
         if isinstance(logger, WandbLogger):
-            columns = list(dict.fromkeys(k for s in summaries for k in s))
-            logger.log_table(
-                key="eval/rate_points", columns=columns, data=[[_cell(s.get(c)) for c in columns] for s in summaries]
-            )
-            _log_filter_usage(logger, summaries)
-            logger.log_image(key="eval/rd_plot", images=[str(plot)])
-            logger.experiment.finish()
+            try:
+                columns = list(dict.fromkeys(k for s in summaries for k in s))
+                rows = [[_cell(s.get(c)) for c in columns] for s in summaries]
+                logger.log_table(key="eval/rate_points", columns=columns, data=rows)
+                _log_filter_usage(logger, summaries)
+                logger.log_image(key="eval/rd_plot", images=[str(plot)])
+            finally:  # a failed upload still closes the (offline) run
+                logger.experiment.finish()
     return plot
 
 

@@ -31,7 +31,7 @@ class RatePoint:
     name: str
     sender: ImageCodec
     receiver: ImageCodec  # a separate instance for learned codecs: decoding must not rely on encoder state
-    source: str
+    checkpoint: str | None = None  # a learned rate point's checkpoint file
     scale: float = 1.0  # of the resize ladder
 
 
@@ -63,7 +63,8 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
             )
 
         return [
-            RatePoint(f"rate_point_{i}", make_codec(i, True), make_codec(i, False), str(p)) for i, p in enumerate(paths)
+            RatePoint(f"rate_point_{i}", make_codec(i, True), make_codec(i, False), checkpoint=str(p))
+            for i, p in enumerate(paths)
         ]
     if codec_cfg.kind == "conventional":
         for key in ("ladder", "scales"):
@@ -81,7 +82,7 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
                 if bank is not None:
                     codec = with_postfilter(codec, bank, postfilter, value, device, filter_task)
                 codec = SealedCodec(codec)
-                points.append(RatePoint(codec.name, codec, codec, codec.name, float(scale)))
+                points.append(RatePoint(codec.name, codec, codec, scale=float(scale)))
         return points
     raise ConfigError(f"codec.kind must be 'learned' or 'conventional', got {codec_cfg.kind!r}")
 
@@ -110,5 +111,12 @@ def with_postfilter(
             f"codec.postfilter.adapt.filter_index={adapt.filter_index}, but the bank has {len(bank)} filters"
         )
     return AdaptedFilterCodec(
-        codec, bank.filters[adapt.filter_index], qp, adapt.params, adapt.steps, adapt.lr, adapt.step, device
+        codec,
+        bank.filters[adapt.filter_index],
+        qp,
+        params=adapt.params,
+        adam_steps=adapt.adam_steps,
+        lr=adapt.lr,
+        quantisation_step=adapt.quantisation_step,
+        device=device,
     )

@@ -24,7 +24,12 @@ from vcmlab.evaluation.task_scores import TaskScorer
 
 
 def evaluate_rate_point(
-    point: RatePoint, dataset, out_dir: Path, scorer: TaskScorer | None, yuv_matrix: str = "bt601"
+    point: RatePoint,
+    dataset,
+    out_dir: Path,
+    scorer: TaskScorer | None,
+    yuv_matrix: str = "bt601",
+    progress: bool = True,
 ) -> dict:
     stream_dir = out_dir / "bitstreams"
     stream_dir.mkdir(parents=True, exist_ok=True)
@@ -32,7 +37,7 @@ def evaluate_rate_point(
     if scorer is not None:
         scorer.begin()
     items = usable_items(dataset)
-    for item in tqdm(items, total=len(dataset), desc=point.name, unit="img"):
+    for item in tqdm(items, total=len(dataset), desc=point.name, unit="img", disable=not progress):
         x, name = item["image"], item["name"]
         start = time.perf_counter()
         data = point.sender.encode(x)
@@ -78,7 +83,7 @@ def evaluate_rate_point(
         writer.writerows(rows)
     summary = {
         "name": point.name,
-        "source": point.source,
+        "checkpoint": point.checkpoint,
         "scale": point.scale,
         "images": len(rows),
         "codec_settings": settings_of(point.sender),

@@ -1,0 +1,40 @@
+"""Validation on images decoded from real bitstreams, shared by the modules that hold a codec: one
+LearnedCodec per evaluation pass (update(force=True) rebuilds the CDF tables from the current weights
+and the model is fingerprinted once), bpp from the bytes written, quality of the decoded image."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from codec_networks import LearnedCodec
+from vcm_metrics import ms_ssim, psnr
+
+
+class RealBitstreamValidation:
+    """For LightningModules with `codec`, `real_bitstreams` and `pad_multiple`."""
+
+    _bitstream_codec: LearnedCodec | None = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_bitstream_codec()
+
+    def on_test_epoch_start(self) -> None:
+        self._start_bitstream_codec()
+
+    def _start_bitstream_codec(self) -> None:
+        self._bitstream_codec = (
+            LearnedCodec(self.codec, self.device, self.pad_multiple) if self.real_bitstreams else None
+        )
+
+    def coded(
+        self, x: torch.Tensor, stand_in: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(decoded batch, bpp from the bytes) through the entropy coder, or `stand_in()` (a forward
+        pass) when real_bitstreams is off."""
+        return self._bitstream_codec.round_trip(x) if self._bitstream_codec is not None else stand_in()
+
+    @staticmethod
+    def image_quality(decoded: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"psnr": psnr(decoded, x).mean(), "ms_ssim": ms_ssim(decoded, x).mean()}

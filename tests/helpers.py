@@ -1,0 +1,51 @@
+"""Helpers several test modules share (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from codec_networks import LearnedCodec
+from codec_networks.bitstream import unpack
+from codec_networks.one_stream import OneStream
+
+
+def write_image(path, size=(96, 80), mode="RGB", seed=0):
+    rng = np.random.default_rng(seed)
+    array = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(array).convert(mode).save(path)
+    return path
+
+
+class FeatureTask(torch.nn.Module):
+    """A stand-in task network: two fixed feature levels (strides 1 and 2)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def features(self, x):
+        f = self.conv(x)
+        return [f, torch.nn.functional.avg_pool2d(f, 2)]
+
+
+def entropy_decoded_latent(codec: LearnedCodec, data: bytes) -> torch.Tensor:
+    """ŷ as the hyperprior decoder gets it from the rANS stream, before the synthesis transform."""
+    payload = unpack(data, codec.n_streams)
+    model = codec.model
+    with OneStream().reading(model, payload.streams[0]):
+        z_hat = model.entropy_bottleneck.decompress(
+            [b""], torch.Size(codec.latent_shape(payload.height, payload.width))
+        )
+        indexes = model.gaussian_conditional.build_indexes(model.h_s(z_hat))
+        return model.gaussian_conditional.decompress([b""], indexes, z_hat.dtype)
+
+
+def decoded_latent_and_image(codec: LearnedCodec, data: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y_hat as the entropy decoder rebuilt it, x_hat) for a LearnedCodec stream of an MSP model."""
+    payload = unpack(data, codec.n_streams)
+    with torch.no_grad(), OneStream().reading(codec.model, codec._guarded(payload)):
+        out = codec.model.decompress(codec._no_strings(), codec.latent_shape(payload.height, payload.width))
+    return out["y_hat"], out["x_hat"]
