@@ -1,0 +1,110 @@
+"""Method 7: the lossless MSP model codes 8-bit images into real ANS bitstreams that decode byte for
+byte, in any of its three orders, in a number of sequential steps that does not grow with the image."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from codec_networks.complexity import counting_calls
+from codec_networks.lossless_msp import ORDERS, LosslessMSP
+from datamodules import load_rgb
+from datamodules.sample import TRAIN_IMAGES, VAL_IMAGES, sample_image_paths
+from vcmlab.errors import BitstreamError, InputError
+
+SIZE = {"levels": 3, "components": 3, "hidden": 16}
+
+
+def photo(name: str) -> torch.Tensor:
+    return (load_rgb(sample_image_paths((name,))[0]) * 255).round().to(torch.uint8)
+
+
+def trained(channels: int = 3, steps: int = 15) -> LosslessMSP:
+    """A few steps on one training photo: enough for predictions that differ between positions."""
+    torch.manual_seed(0)
+    model = LosslessMSP(channels=channels, **SIZE)
+    crop = photo(TRAIN_IMAGES[0])[:channels, :48, :48][None]
+    optimizer = torch.optim.Adam(model.parameters(), 5e-3)
+    for _ in range(steps):
+        loss = model(crop) / crop.numel()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> LosslessMSP:
+    return trained()
+
+
+@pytest.mark.parametrize("name", VAL_IMAGES)
+def test_held_out_photographs_decode_byte_for_byte_in_every_order(model, name):
+    image = photo(name)[:, :67, :93]  # odd sizes: the scales halve with floors
+    streams = {order: model.encode(image, order, seed=3) for order in ORDERS}
+    for data in streams.values():
+        assert torch.equal(model.decode(data), image)
+    assert len(set(streams.values())) == 3  # the orders code differently
+    with torch.no_grad():
+        estimate = float(model(image[None]))
+    assert 0.9 * estimate < 8 * len(streams["default"]) < 1.05 * estimate + 8 * 64  # bits from bytes, near the model's
+
+
+def test_grayscale_and_tiny_images():
+    gray = trained(channels=1, steps=5)
+    image = photo(VAL_IMAGES[0])[:1, :33, :17]
+    assert torch.equal(gray.decode(gray.encode(image, "entropy")), image)
+    rgb = LosslessMSP(**SIZE).eval()
+    for shape in ((3, 1, 1), (3, 1, 7), (3, 5, 2)):  # too small for every scale: fewer scales
+        tiny = torch.randint(0, 256, shape, dtype=torch.uint8)
+        assert torch.equal(rgb.decode(rgb.encode(tiny)), tiny)
+
+
+def test_decoding_in_another_process_is_identical(model, tmp_path):
+    image = photo(VAL_IMAGES[1])[:, :40, :56]
+    (tmp_path / "image.bin").write_bytes(model.encode(image, "random", seed=9))
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    script = f"""
+import torch
+from codec_networks.lossless_msp import LosslessMSP
+model = LosslessMSP(channels=3, **{SIZE!r}).eval()
+model.load_state_dict(torch.load({str(tmp_path / "model.pt")!r}, weights_only=True))
+torch.save(model.decode(open({str(tmp_path / "image.bin")!r}, "rb").read()), {str(tmp_path / "decoded.pt")!r})
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300, cwd=Path(__file__).parents[1])
+    assert torch.equal(torch.load(tmp_path / "decoded.pt", weights_only=True), image)
+
+
+def test_sequential_network_evaluations_do_not_grow_with_the_image():
+    model = LosslessMSP(**SIZE).eval()
+    counts = []
+    for side in (64, 512):
+        data = model.encode(torch.randint(0, 256, (3, side, side), dtype=torch.uint8))
+        with counting_calls(model) as calls:
+            model.decode(data)
+        counts.append(calls[0])
+    assert counts == [3 * (SIZE["levels"] - 1)] * 2
+
+
+def test_corrupt_truncated_and_foreign_streams_are_refused(model):
+    image = photo(VAL_IMAGES[0])[:, :32, :32]
+    data = model.encode(image)
+    with pytest.raises(BitstreamError):
+        model.decode(data[: len(data) // 2])
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    with pytest.raises(BitstreamError):
+        model.decode(bytes(flipped))
+    with pytest.raises(BitstreamError, match="another model"):
+        LosslessMSP(**SIZE).decode(data)
+
+
+def test_bad_input_is_refused_clearly(model):
+    with pytest.raises(InputError, match="uint8"):
+        model.encode(torch.rand(3, 8, 8))
+    with pytest.raises(InputError, match=r"\(3, H, W\)"):
+        model.encode(torch.zeros(4, 8, 8, dtype=torch.uint8))
+    with pytest.raises(InputError, match="order"):
+        model.encode(torch.zeros(3, 8, 8, dtype=torch.uint8), order="zigzag")
