@@ -9,7 +9,7 @@ WEIGHTS := weights/.fetched-stamp
 EXTRAS  ?= test,lint,optuna,slurm,bench
 ARGS    ?=
 
-.PHONY: install weights train lint format test test-slow bench bench-postfilters bench-anchors bench-machines clean
+.PHONY: install weights train lint format test test-slow bench bench-msp-rd bench-postfilters bench-anchors bench-machines clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,12 +47,17 @@ test: install
 test-slow: install
 	$(PY) -m pytest -m slow $(ARGS)
 
-## benchmarks: training overhead, codec speed, OpenImages mAP speed, MAML test-time gain -> bench-results/*.json
+## benchmarks: training overhead, codec speed, OpenImages mAP speed, MAML test-time gain, MSP decode time -> bench-results/*.json
 bench: install
 	$(PY) -m benchmarks.train_throughput --out bench-results/train_throughput.json
 	$(PY) -m benchmarks.codec_speed --out bench-results/codec_speed.json
 	$(PY) -m benchmarks.openimages_map_speed --out bench-results/openimages_map_speed.json
 	$(PY) -m benchmarks.maml_gain --out bench-results/maml_gain.json
+	$(PY) -m benchmarks.msp_decode_speed --out bench-results/msp_decode_speed.json
+
+## method 4: MSP profiles vs mbt2018-mean after the same training, BD-rate on held-out photos -> bench-results/msp_rd.json
+bench-msp-rd: install
+	$(PY) -m benchmarks.msp_rd --out bench-results/msp_rd.json
 
 ## methods 1 and 9: BD-rate / PSNR-gain / update-size tables against HEVC -> bench-results/postfilter_tables.*
 bench-postfilters: install
