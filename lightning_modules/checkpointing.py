@@ -7,7 +7,7 @@ from typing import Any
 
 from compressai.models import CompressionModel
 
-from vcmlab.checkpoints import drop_foreign_callback_paths
+from vcmlab.checkpoints import drop_foreign_callback_paths, submodule_state
 
 
 class RunConfigCheckpointing:
@@ -33,7 +33,5 @@ class CodecCheckpointing(RunConfigCheckpointing):
         # buffers of the saved model; CompressAI's own CompressionModel.load_state_dict resizes them
         # back, but only when called on the codec itself: load the codec's part through it first.
         if isinstance(self.codec, CompressionModel):
-            prefix = "codec."
-            own = {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
-            self.codec.load_state_dict(own, strict=False)
+            self.codec.load_state_dict(submodule_state(state_dict, "codec"), strict=False)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)

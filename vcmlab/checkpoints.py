@@ -73,9 +73,9 @@ def stored_config(checkpoint: dict, path: str | Path) -> dict:
     return config
 
 
-def submodule_state(checkpoint: dict, prefix: str) -> dict[str, torch.Tensor]:
-    """The entries of state_dict under `prefix.` (e.g. codec, filters), with the prefix removed."""
-    return {k[len(prefix) + 1 :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix + ".")}
+def submodule_state(state_dict: dict, prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of a module's state_dict under `prefix.` (e.g. codec, filters), the prefix removed."""
+    return {k[len(prefix) + 1 :]: v for k, v in state_dict.items() if k.startswith(prefix + ".")}
 
 
 def load_into(network: torch.nn.Module, state: dict, path: str | Path, what: str) -> None:
@@ -93,7 +93,7 @@ def load_codec(path: str | Path) -> CompressionModel:
     if "model" not in config:
         raise CheckpointError(f"{path} holds no learned codec (its config has no model)")
     codec = build_network(config["model"], CODECS, f"{path}: model", CheckpointError)
-    load_into(codec, submodule_state(checkpoint, "codec"), path, "its model config")
+    load_into(codec, submodule_state(checkpoint["state_dict"], "codec"), path, "its model config")
     return codec
 
 
@@ -102,7 +102,7 @@ def load_codec_weights(codec: CompressionModel, checkpoint: str | Path) -> None:
     (phase-2 procedures: MAML, adversarial finetuning)."""
     load_into(
         codec,
-        submodule_state(read_checkpoint(checkpoint, "codec_checkpoint"), "codec"),
+        submodule_state(read_checkpoint(checkpoint, "codec_checkpoint")["state_dict"], "codec"),
         checkpoint,
         "the configured model",
     )
@@ -119,7 +119,7 @@ def load_filter_bank(path: str | Path):
             "experiment=competitive_filters"
         )
     bank = build_network(module["filters"], FILTERS, f"{path}: module.filters", CheckpointError)
-    load_into(bank, submodule_state(checkpoint, "filters"), path, "its filter config")
+    load_into(bank, submodule_state(checkpoint["state_dict"], "filters"), path, "its filter config")
     return bank
 
 
