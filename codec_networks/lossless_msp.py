@@ -194,7 +194,7 @@ class LosslessMSP(nn.Module):
             mask = parity_mask(height, width, [position], device)
             m = self._mixture(params, mask).rounded()  # channel coupling left out: a ranking, not a code
             p = torch.stack([pmf(m.logits[:, c], m.means[:, c], m.log_scales[:, c]) for c in range(self.channels)])
-            entropy.append(float(-(p * torch.log2(p)).sum(-1).mean()))
+            entropy.append(float(-(p * torch.log2(p)).sum(-1).mean()) if p.numel() else 0.0)  # empty: 1-wide grids
         ranked = sorted(range(3), key=lambda i: (round(entropy[i], 6), i))
         return [POSITIONS[i] for i in ranked]
 
