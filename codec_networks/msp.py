@@ -155,8 +155,8 @@ class MultiScaleProgressive(CompressionModel):
         feed the contexts and the synthesis. The rate is of y + uniform noise (CompressAI's training
         rate) if `noisy_rate`, of the rounded values if `exact_rate`, else of the surrogate's values
         (latent overfitting; its coarsest scale, 1/4**(levels-1) of the symbols, keeps the noise)."""
+        shapes = self.scale_shapes(y.shape[-2:])  # also refuses a latent too small for the scales
         scales = split_scales(y, self.levels)
-        self.scale_shapes(y.shape[-2:])
         _, coarse_likelihood = self.entropy_bottleneck(scales[-1], training=not exact_rate)
         medians = self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
         coarse_hat = medians + quantize(scales[-1] - medians)
@@ -173,7 +173,7 @@ class MultiScaleProgressive(CompressionModel):
             likelihoods.append(likelihood.flatten(1))
             return hat
 
-        y_hat = self._walk(coarse_hat, [tuple(s.shape[-2:]) for s in scales], code)
+        y_hat = self._walk(coarse_hat, shapes, code)
         return y_hat, torch.cat(likelihoods, dim=1)
 
     def forward(self, x: torch.Tensor) -> dict:
