@@ -14,7 +14,7 @@ R, G, B at each position. The order of the three sub-steps is adjustable: `defau
 predictable positions first, ranked by the entropy the first sub-step's prediction gives each
 position group, which the decoder recomputes from the same values).
 
-Real bits: the `constriction` ANS coder with one 256-bin categorical per sub-pixel. The mixture
+Real bits: the `constriction` range coder with one 256-bin categorical per sub-pixel. The mixture
 parameters are rounded to a 1/64 grid and the probabilities computed from them, on both
 sides, so that the coder's tables depend only on the decoded values (and the machine's arithmetic).
 """
@@ -121,18 +121,42 @@ class Mixture:
         return self.logits[:, c], means, self.log_scales[:, c]
 
 
+HALF_BIN = 1 / 255  # half the width of one of the 256 bins on the normalised [-1, 1] scale
+PROB_FLOOR = 1e-9  # no value is impossible: the coder needs every bin > 0
+
+
 def pmf(logits, means, log_scales) -> torch.Tensor:
     """P(v) for v = 0..255 per position, (n, 256): each bin [v - 1/2, v + 1/2] on the normalised scale,
-    the edge bins taking the tails; the K components mixed by softmax(logits)."""
-    centres = normalise(torch.arange(256, dtype=means.dtype, device=means.device))
-    inv = torch.exp(-log_scales)[:, :, None]  # (n, K, 1)
-    x = centres - means[:, :, None]
-    upper = torch.sigmoid(inv * (x[..., :-1] + 1 / 255))  # bins 0..254; 255 takes the upper tail
-    lower = torch.sigmoid(inv * (x[..., 1:] - 1 / 255))  # bins 1..255; 0 takes the lower tail
-    upper = torch.cat([upper, torch.ones_like(upper[..., :1])], dim=-1)
-    lower = torch.cat([torch.zeros_like(lower[..., :1]), lower], dim=-1)
+    the edge bins taking the tails; the K components mixed by softmax(logits). One sigmoid per inner
+    bin edge (255 of them), differenced."""
+    edges = normalise(torch.arange(255, dtype=means.dtype, device=means.device)) + HALF_BIN
+    cdf = torch.sigmoid(torch.exp(-log_scales)[:, :, None] * (edges - means[:, :, None]))  # (n, K, 255)
+    cdf = F.pad(cdf, (1, 0), value=0.0)
+    cdf = F.pad(cdf, (0, 1), value=1.0)
     weights = torch.softmax(logits, dim=-1)[:, None, :]  # (n, 1, K)
-    return torch.bmm(weights, upper - lower)[:, 0].clamp_min(1e-9)
+    return torch.bmm(weights, cdf.diff(dim=-1))[:, 0].clamp_min(PROB_FLOOR)
+
+
+def log_prob(logits, means, log_scales, values: torch.Tensor) -> torch.Tensor:
+    """log P(values) (natural log, (n,)) under the mixture pmf() tabulates, computed at the coded value
+    only: O(n·K) instead of pmf's O(n·K·256), which is what makes training affordable. Stable in the
+    tails (PixelCNN++'s log-sigmoid forms); `values` are the integer values 0..255 (as float)."""
+    x = normalise(values)[:, None]
+    centred = x - means
+    inv = torch.exp(-log_scales)
+    plus, minus = inv * (centred + HALF_BIN), inv * (centred - HALF_BIN)
+    log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus): the lower tail bin v = 0
+    log_sf_minus = -F.softplus(minus)  # log (1 - sigmoid(minus)): the upper tail bin v = 255
+    delta = torch.sigmoid(plus) - torch.sigmoid(minus)
+    # where the bin holds almost no mass the difference cancels: the density at the centre times the
+    # bin width stands in for it
+    mid = inv * centred
+    log_density = mid - log_scales - 2 * F.softplus(mid) + math.log(2 * HALF_BIN)
+    log_inner = torch.where(delta > 1e-5, torch.log(delta.clamp_min(1e-12)), log_density)
+    v = values[:, None]
+    log_bin = torch.where(v < 0.5, log_cdf_plus, torch.where(v > 254.5, log_sf_minus, log_inner))
+    mixed = torch.logsumexp(F.log_softmax(logits, dim=-1) + log_bin, dim=-1)
+    return mixed.clamp_min(math.log(PROB_FLOOR))
 
 
 def coding_tables(mixture: Mixture, c: int, decoded: list[torch.Tensor], chunk: int = 1 << 14) -> np.ndarray:
@@ -141,7 +165,7 @@ def coding_tables(mixture: Mixture, c: int, decoded: list[torch.Tensor], chunk: 
     parts = [
         pmf(logits[i : i + chunk], means[i : i + chunk], log_scales[i : i + chunk]) for i in range(0, len(means), chunk)
     ]
-    return torch.cat(parts).numpy() if parts else np.zeros((0, 256), np.float32)
+    return torch.cat(parts).cpu().numpy() if parts else np.zeros((0, 256), np.float32)
 
 
 class LosslessMSP(nn.Module):
@@ -161,6 +185,8 @@ class LosslessMSP(nn.Module):
     def _walk(self, coarse: torch.Tensor, shapes, order: str, seed: int, code) -> torch.Tensor:
         """From the coarsest scale (uint8 values as float) to the finest. code(level, mixture, mask)
         codes the scale's positions under `mask` and returns their values, (B, C, n)."""
+        if order not in ORDERS:
+            raise InputError(f"order must be one of {ORDERS}, got {order!r}")
         rng = np.random.default_rng(seed)
         hat = coarse
         for level in reversed(range(len(shapes) - 1)):
@@ -203,8 +229,9 @@ class LosslessMSP(nn.Module):
 
     # -- training: bits per sub-pixel ----------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, order: str = "default") -> torch.Tensor:
-        """Bits of the batch x (B, C, H, W) of uint8 values (any integer or float dtype); differentiable."""
+    def forward(self, x: torch.Tensor, order: str = "default", seed: int = 0) -> torch.Tensor:
+        """Bits of the batch x (B, C, H, W) of uint8 values (any integer or float dtype) coded in `order`
+        (`seed`: the random order's permutations); differentiable."""
         x = x.to(torch.float32)
         scales = split_scales(x, self.levels)
         shapes = [tuple(s.shape[-2:]) for s in scales]
@@ -218,11 +245,10 @@ class LosslessMSP(nn.Module):
             flat = values.permute(0, 2, 1).reshape(-1, self.channels)  # (B*n, C)
             decoded = [normalise(flat[:, c]) for c in range(self.channels)]
             for c in range(self.channels):
-                p = pmf(*mixture.channel(c, decoded)).gather(1, flat[:, c].long()[:, None])
-                total.append(-torch.log2(p).sum())
+                total.append(-log_prob(*mixture.channel(c, decoded), flat[:, c]).sum() / math.log(2))
             return values
 
-        self._walk(coarse, shapes, order, 0, code)
+        self._walk(coarse, shapes, order, seed, code)
         return torch.stack(total).sum()
 
     # -- real bitstreams -----------------------------------------------------------------------------
@@ -232,23 +258,30 @@ class LosslessMSP(nn.Module):
 
         return constriction.stream.model.Categorical(perfect=False)
 
+    @property
+    def _device(self) -> torch.device:
+        return self.coarse_logits.device
+
+    def _coarse_tables(self, count: int) -> list[np.ndarray]:
+        cpmf = self._coarse_pmf().cpu().numpy()
+        return [np.repeat(cpmf[c][None], count, axis=0) for c in range(self.channels)]
+
     @torch.no_grad()
     def encode(self, image: torch.Tensor, order: str = "default", seed: int = 0) -> bytes:
-        """One image (C, H, W) of uint8 values -> bytes."""
+        """One image (C, H, W) of uint8 values -> bytes. Range coding (a queue) lets every sub-step's
+        tables be coded and dropped as they are built: memory does not grow with the image."""
         import constriction
 
         image = self._check(image)
-        if order not in ORDERS:
-            raise InputError(f"order must be one of {ORDERS}, got {order!r}")
-        x = image[None].to(torch.float32)
-        scales = split_scales(x, self.levels)
+        if not 0 <= seed <= 255:
+            raise InputError(f"the random order's seed is one byte of the stream: 0..255, got {seed}")
+        scales = split_scales(image[None].to(self._device, torch.float32), self.levels)
         shapes = [tuple(s.shape[-2:]) for s in scales]
-        symbols, tables = [], []  # in decoding order
-        coarse = scales[-1][0].reshape(self.channels, -1).long()
-        cpmf = self._coarse_pmf()
-        for c in range(self.channels):
-            symbols.append(coarse[c].numpy())
-            tables.append(np.repeat(cpmf[c].numpy()[None], coarse.shape[1], axis=0))
+        coder = constriction.stream.queue.RangeEncoder()
+        model = self._categorical()
+        coarse = scales[-1][0].reshape(self.channels, -1).long().cpu().numpy()
+        for c, table in enumerate(self._coarse_tables(coarse.shape[1])):
+            coder.encode(coarse[c].astype(np.int32), model, table)
 
         def code(level: int, mixture: Mixture, mask: torch.Tensor) -> torch.Tensor:
             values = scales[level][..., mask]
@@ -256,20 +289,13 @@ class LosslessMSP(nn.Module):
             mixture = mixture.rounded()
             decoded = [normalise(flat[:, c]) for c in range(self.channels)]
             for c in range(self.channels):
-                symbols.append(flat[:, c].long().numpy())
-                tables.append(coding_tables(mixture, c, decoded))
+                coder.encode(flat[:, c].cpu().numpy().astype(np.int32), model, coding_tables(mixture, c, decoded))
             return values
 
         self._walk(scales[-1], shapes, order, seed, code)
-        coder = constriction.stream.stack.AnsCoder()
-        model = self._categorical()
-        # ANS is a stack: encode in reverse so that the decoder pops in decoding order
-        for s, t in zip(reversed(symbols), reversed(tables)):
-            coder.encode_reverse(s.astype(np.int32), model, t.astype(np.float32))
         stream = coder.get_compressed().tobytes()
-        side = bytes([self.channels, ORDERS.index(order), seed & 0xFF]) + zlib.crc32(image.numpy().tobytes()).to_bytes(
-            4, "big"
-        )
+        crc = zlib.crc32(image.numpy().tobytes()).to_bytes(4, "big")
+        side = bytes([self.channels, ORDERS.index(order), seed]) + crc
         return pack(Payload(fingerprint(self), image.shape[1], image.shape[2], (stream,), side))
 
     @torch.no_grad()
@@ -284,41 +310,24 @@ class LosslessMSP(nn.Module):
         if len(side) != 7 or side[0] != self.channels or side[1] >= len(ORDERS):
             raise BitstreamError("the stream's lossless header is corrupt")
         order, seed, crc = ORDERS[side[1]], side[2], int.from_bytes(side[3:], "big")
-        shapes = scale_shapes(payload.height, payload.width, self.levels)
-        words = np.frombuffer(payload.streams[0], dtype=np.uint32) if len(payload.streams[0]) % 4 == 0 else None
-        if words is None:
+        if len(payload.streams[0]) % 4:
             raise BitstreamError("the lossless payload is not a whole number of coder words: truncated")
-        coder = constriction.stream.stack.AnsCoder(words.copy())
+        coder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload.streams[0], dtype=np.uint32).copy())
         model = self._categorical()
-        cpmf = self._coarse_pmf()
+        shapes = scale_shapes(payload.height, payload.width, self.levels)
         h, w = shapes[-1]
-        coarse = (
-            torch.stack(
-                [
-                    torch.from_numpy(
-                        coder.decode(model, np.repeat(cpmf[c].numpy()[None], h * w, axis=0).astype(np.float32)).astype(
-                            np.int64
-                        )
-                    )
-                    for c in range(self.channels)
-                ]
-            )
-            .reshape(1, self.channels, h, w)
-            .to(torch.float32)
-        )
+        coarse = np.stack([coder.decode(model, table) for table in self._coarse_tables(h * w)])
+        coarse = torch.from_numpy(coarse.astype(np.float32)).reshape(1, self.channels, h, w).to(self._device)
 
         def code(level: int, mixture: Mixture, mask: torch.Tensor) -> torch.Tensor:
             mixture = mixture.rounded()
-            decoded: list[torch.Tensor] = []
-            out = []
+            values: list[torch.Tensor] = []
             for c in range(self.channels):
-                table = coding_tables(mixture, c, decoded)
-                v = torch.from_numpy(coder.decode(model, table).astype(np.int64)).to(torch.float32)
-                out.append(v)
-                decoded.append(normalise(v))
-            return torch.stack(out)[None]  # (1, C, n)
+                table = coding_tables(mixture, c, [normalise(v) for v in values])
+                values.append(torch.from_numpy(coder.decode(model, table).astype(np.float32)).to(self._device))
+            return torch.stack(values)[None]  # (1, C, n)
 
-        image = self._walk(coarse, shapes, order, seed, code)[0].to(torch.uint8)
+        image = self._walk(coarse, shapes, order, seed, code)[0].to(torch.uint8).cpu()
         if zlib.crc32(image.numpy().tobytes()) != crc:
             raise BitstreamError("the decoded image does not match the encoder's checksum: the stream is corrupt")
         return image

@@ -18,6 +18,7 @@ from typing import Any
 
 from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 
+from codec_networks.lossless_msp import LosslessMSP
 from codec_networks.msp import MultiScaleProgressive
 from codec_networks.postfilters import FilterBank
 from vcmlab.errors import CheckpointError
@@ -53,6 +54,16 @@ register(
     substeps=int,
     hidden=int,
     kernel_size=int,
+)
+register(
+    CODECS,
+    "codec_networks.lossless_msp.LosslessMSP",
+    LosslessMSP,
+    ("channels", "levels", "components", "hidden"),
+    channels=int,
+    levels=int,
+    components=int,
+    hidden=int,
 )
 register(
     FILTERS,

@@ -4,12 +4,14 @@ from lightning_modules.adversarial_finetune import AdversarialDecoderModule
 from lightning_modules.codec_module import CodecModule
 from lightning_modules.competitive_filters import CompetitiveFiltersModule
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
+from lightning_modules.lossless import LosslessModule
 from lightning_modules.maml import MAMLCodecModule
 
 __all__ = [
     "AdversarialDecoderModule",
     "CodecModule",
     "CompetitiveFiltersModule",
+    "LosslessModule",
     "LossWeightSchedule",
     "LossWeights",
     "MAMLCodecModule",
