@@ -6,7 +6,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 WEIGHTS := weights/.fetched-stamp
-EXTRAS  ?= test,lint,optuna,slurm,bench
+EXTRAS  ?= test,lint,optuna,slurm,bench,lossless
 ARGS    ?=
 
 .PHONY: install weights train lint format test test-slow bench bench-msp-rd bench-postfilters bench-anchors bench-machines clean
@@ -47,13 +47,14 @@ test: install
 test-slow: install
 	$(PY) -m pytest -m slow $(ARGS)
 
-## benchmarks: training overhead, codec speed, OpenImages mAP speed, MAML test-time gain, MSP decode time -> bench-results/*.json
+## benchmarks: training overhead, codec speed, OpenImages mAP speed, MAML test-time gain, MSP decode time, lossless bpsp -> bench-results/*.json
 bench: install
 	$(PY) -m benchmarks.train_throughput --out bench-results/train_throughput.json
 	$(PY) -m benchmarks.codec_speed --out bench-results/codec_speed.json
 	$(PY) -m benchmarks.openimages_map_speed --out bench-results/openimages_map_speed.json
 	$(PY) -m benchmarks.maml_gain --out bench-results/maml_gain.json
 	$(PY) -m benchmarks.msp_decode_speed --out bench-results/msp_decode_speed.json
+	$(PY) -m benchmarks.lossless_bpsp --out bench-results/lossless_bpsp.json
 
 ## method 4: MSP profiles vs mbt2018-mean after the same training, BD-rate on held-out photos -> bench-results/msp_rd.json
 bench-msp-rd: install

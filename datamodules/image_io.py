@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,14 @@ def load_rgb(path: str | Path) -> torch.Tensor:
     Grayscale is replicated to three channels, palette and CMYK are converted, an alpha channel is
     dropped (the codecs here code colour only), and 16-bit images are scaled from [0, 65535].
     """
+    with opened(path) as (image, path):
+        array = _to_rgb_array(image, path)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+@contextmanager
+def opened(path: str | Path) -> Iterator[tuple[Image.Image, Path]]:
+    """The decoded Pillow image (and its Path); any failure to read it is one ImageReadError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
@@ -33,7 +43,7 @@ def load_rgb(path: str | Path) -> torch.Tensor:
             image.load()  # decode now: a truncated file fails here, not later inside a batch
             if image.format == "JPEG":
                 _check_jpeg_data(path)
-            array = _to_rgb_array(image, path)
+            yield image, path
     except Image.DecompressionBombError as err:
         raise ImageReadError(
             f"cannot read image {path}: {err} Raise PIL.Image.MAX_IMAGE_PIXELS only for files you trust"
@@ -42,7 +52,33 @@ def load_rgb(path: str | Path) -> torch.Tensor:
         if isinstance(err, ImageReadError):
             raise
         raise ImageReadError(f"cannot read image {path}: {err}") from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def load_8bit(path: str | Path, alpha: str = "refuse") -> np.ndarray:
+    """The image's own 8-bit samples, as lossless coding needs them: (H, W) for grayscale, (H, W, 3) for
+    RGB (palette images expand to RGB, bilevel to 0/255 gray). An alpha channel is refused, or dropped
+    with alpha="drop"; 16-bit, floating-point and CMYK images are refused (nothing here codes them
+    losslessly)."""
+    if alpha not in ("refuse", "drop"):
+        raise InputError(f"alpha must be 'refuse' or 'drop', got {alpha!r}")
+    with opened(path) as (image, path):
+        mode = image.mode
+        if mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        elif mode == "1":
+            image = image.convert("L")
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+            if alpha == "refuse":
+                raise ImageReadError(
+                    f"{path} has an alpha channel ({mode}); the lossless model codes colour only: set alpha=drop "
+                    "(vcm-eval: codec.alpha=drop) to code the colour channels, for every codec alike"
+                )
+            image = image.convert("L" if image.mode.startswith("L") else "RGB")
+        if image.mode in _SIXTEEN_BIT_MODES:
+            raise ImageReadError(f"{path} has 16-bit samples ({mode}); lossless coding here takes 8-bit images only")
+        if image.mode not in ("L", "RGB"):
+            raise ImageReadError(f"{path} is {mode}; lossless coding here takes 8-bit grayscale or RGB images only")
+        return np.array(image, dtype=np.uint8)
 
 
 def _check_jpeg_data(path: Path) -> None:

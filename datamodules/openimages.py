@@ -188,6 +188,7 @@ class OpenImagesDataset(SkippingDataset):
         if not self.image_ids:
             raise FileNotFoundError(f"no {image_ext} images found in {self.image_dir}")
         self.image_ext = image_ext
+        self.paths = [self.image_dir / f"{i}{image_ext}" for i in self.image_ids]  # for codec=lossless
         self.crop_size = crop_size
         self.train = train
         self.class_names = self._class_names(classes)

@@ -23,7 +23,7 @@ from torch import nn
 from codec_networks.latents import decoder_latent
 from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
 from lightning_modules.checkpointing import CodecCheckpointing
-from lightning_modules.real_bitstreams import RealBitstreamValidation
+from lightning_modules.real_bitstreams import RealBitstreamValidation, require_lossy_codec
 from task_networks import TaskNetwork
 from vcm_metrics import mse_255
 from vcm_metrics.artifacts import checkerboard_score
@@ -79,6 +79,7 @@ class AdversarialDecoderModule(RealBitstreamValidation, CodecCheckpointing, pl.L
         pad_multiple: int = 64,
     ):
         super().__init__()
+        require_lossy_codec(codec)
         self.automatic_optimization = False
         if codec_checkpoint is not None:
             load_codec_weights(codec, codec_checkpoint)

@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
 from lightning_modules.checkpointing import CodecCheckpointing
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
-from lightning_modules.real_bitstreams import RealBitstreamValidation
+from lightning_modules.real_bitstreams import RealBitstreamValidation, require_lossy_codec
 from task_networks import TaskNetwork
 from vcm_metrics import bits_from_likelihoods, ms_ssim, mse_255, psnr
 
@@ -55,6 +55,7 @@ class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModul
         pad_multiple: int = 64,
     ):
         super().__init__()
+        require_lossy_codec(codec)
         self.automatic_optimization = False
         self.codec = codec
         self.task = task

@@ -7,9 +7,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from compressai.models import CompressionModel
 
 from codec_networks import LearnedCodec
+from vcmlab.errors import ConfigError
 from vcm_metrics import ms_ssim, psnr
+
+
+def require_lossy_codec(codec) -> None:
+    """The lossy procedures train CompressAI codecs; the lossless model has its own (experiment=lossless_msp)."""
+    if not isinstance(codec, CompressionModel):
+        raise ConfigError(
+            f"this experiment trains a lossy CompressAI codec, but the model is {type(codec).__name__}; "
+            "the lossless model trains with experiment=lossless_msp"
+        )
 
 
 class RealBitstreamValidation:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import pytorch_lightning as pl
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import ConfigCompositionException, InstantiationException, MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
@@ -41,6 +41,9 @@ def test_experiment_composes_and_instantiates(experiment, tmp_path):
     assert trainer.max_steps == cfg.trainer.max_steps
 
 
+LOSSLESS, LOSSLESS_MODELS = {"lossless_msp"}, {"lossless_msp"}
+
+
 @pytest.mark.parametrize("model", GROUP_OPTIONS["model"])
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_model_composes_with_every_experiment_that_takes_one(experiment, model, tmp_path):
@@ -48,6 +51,10 @@ def test_every_model_composes_with_every_experiment_that_takes_one(experiment, m
         pytest.skip(f"experiment={experiment} takes no codec model")
     cfg = compose_config([f"experiment={experiment}", f"model={model}", "trainer=cpu"], tmp_path)
     task = instantiate(cfg.task) if cfg.get("task") else None
+    if (experiment in LOSSLESS) != (model in LOSSLESS_MODELS):  # lossy and lossless families do not mix
+        with pytest.raises(InstantiationException, match="lossless|lossy"):
+            instantiate(cfg.module, task=task, codec=instantiate(cfg.model))
+        return
     module = instantiate(cfg.module, task=task, codec=instantiate(cfg.model))
     assert type(module.codec).__name__ == cfg.model._target_.rsplit(".", 1)[1]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from codec_networks.complexity import counting_calls
-from codec_networks.lossless_msp import ORDERS, LosslessMSP
+from codec_networks.lossless_msp import ORDERS, LosslessMSP, log_prob, pmf
 from datamodules import load_rgb
 from datamodules.sample import TRAIN_IMAGES, VAL_IMAGES, sample_image_paths
 from vcmlab.errors import BitstreamError, InputError
@@ -109,3 +109,24 @@ def test_bad_input_is_refused_clearly(model):
         model.encode(torch.zeros(4, 8, 8, dtype=torch.uint8))
     with pytest.raises(InputError, match="order"):
         model.encode(torch.zeros(3, 8, 8, dtype=torch.uint8), order="zigzag")
+
+
+def test_training_likelihood_matches_the_coders_tables():
+    torch.manual_seed(0)
+    n, k = 4000, 5
+    logits, means = torch.randn(n, k), torch.rand(n, k) * 2.2 - 1.1
+    log_scales = torch.rand(n, k) * 6 - 7
+    values = torch.randint(0, 256, (n,)).float()
+    values[:50], values[50:100] = 0, 255  # both tail bins
+    table = pmf(logits, means, log_scales)
+    assert torch.allclose(table.sum(-1), torch.ones(n), atol=1e-4)
+    coded = table.gather(1, values.long()[:, None])[:, 0]
+    trained = log_prob(logits, means, log_scales, values).exp()
+    where = coded > 1e-3  # below that, float32 tables lose relative precision (the coder floors them anyway)
+    assert where.sum() > n // 3
+    assert torch.allclose(trained[where], coded[where], rtol=2e-3)
+
+
+def test_random_seeds_are_one_byte(model):
+    with pytest.raises(InputError, match="0..255"):
+        model.encode(torch.zeros(3, 8, 8, dtype=torch.uint8), order="random", seed=256)

@@ -1,7 +1,8 @@
 """vcm-eval's parts: rate points (`rate_points.py`: what is coded), the loop (`runner.py`: every image
 through a sender and a receiver, real bitstream files, per-image rows and a summary), task scores
 (`task_scores.py`) and the outputs (`outputs.py`: summaries.json, RD plot, W&B). `evaluate(cfg)` runs
-a composed eval config end to end; new modes (video, lossless, shards) plug in as their own modules.
+a composed eval config end to end; `lossless.py` is the lossless mode (codec=lossless); new modes
+(video, shards) plug in as their own modules.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from vcmlab.config_checks import check_config
+from vcmlab.evaluation.lossless import evaluate_lossless
 from vcmlab.evaluation.outputs import write_outputs
 from vcmlab.evaluation.rate_points import RatePoint, build_rate_points
 from vcmlab.evaluation.runner import evaluate_rate_point
@@ -30,6 +32,8 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
     dataset = datamodule.datasets[cfg.split if cfg.split in datamodule.datasets else "val"]
+    if cfg.codec.kind == "lossless":
+        return evaluate_lossless(cfg, dataset)
     task = instantiate(cfg.task) if cfg.get("task") else None
     scorer = (
         TaskScorer(task, cfg.get("metric_reference", "labels"), cfg.get("pseudo_gt_score", 0.5))

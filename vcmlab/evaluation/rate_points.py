@@ -7,6 +7,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 
+from compressai.models import CompressionModel
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
@@ -49,7 +50,10 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
                 raise ValueError(f"codec.bias_sets needs one file per checkpoint ({len(paths)}), got {len(bias_sets)}")
 
         def make_codec(i: int, refine: bool) -> ImageCodec:
-            learned = LearnedCodec(load_codec(paths[i]), device, latent_refiner=refiner if refine else None)
+            model = load_codec(paths[i])
+            if not isinstance(model, CompressionModel):
+                raise ConfigError(f"{paths[i]} holds a lossless model: evaluate it with codec=lossless")
+            learned = LearnedCodec(model, device, latent_refiner=refiner if refine else None)
             if refine and learned.aux_loss_before > AUX_LOSS_CONVERGED:
                 message = (
                     f"{paths[i]}: the entropy bottlenecks' quantiles were not converged (aux loss "
@@ -84,7 +88,7 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
                 codec = SealedCodec(codec)
                 points.append(RatePoint(codec.name, codec, codec, scale=float(scale)))
         return points
-    raise ConfigError(f"codec.kind must be 'learned' or 'conventional', got {codec_cfg.kind!r}")
+    raise ConfigError(f"codec.kind must be 'learned', 'conventional' or 'lossless', got {codec_cfg.kind!r}")
 
 
 def build_ladder_codec(codec_cfg: DictConfig, value) -> ImageCodec:
