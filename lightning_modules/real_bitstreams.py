@@ -10,8 +10,8 @@ import torch
 from compressai.models import CompressionModel
 
 from codec_networks import LearnedCodec
-from vcmlab.errors import ConfigError
 from vcm_metrics import ms_ssim, psnr
+from vcmlab.errors import ConfigError
 
 
 def require_lossy_codec(codec) -> None:
