@@ -130,7 +130,12 @@ def planes_from_frame(frame, colour: ColourFormat) -> list[np.ndarray]:
     """The decoded frame's planes as they are, after checking the decoder kept the layout."""
     if frame.format.name != colour.pix_fmt:
         raise ValueError(f"decoder returned {frame.format.name}, expected {colour.pix_fmt}")
-    dtype = np.dtype("<u2" if colour.bit_depth > 8 else np.uint8)
+    return frame_planes(frame, colour.bit_depth)
+
+
+def frame_planes(frame, bit_depth: int) -> list[np.ndarray]:
+    """A planar PyAV frame's planes without their row padding (little-endian words above 8 bits)."""
+    dtype = np.dtype("<u2" if bit_depth > 8 else np.uint8)
     planes = []
     for plane in frame.planes:
         rows = np.frombuffer(memoryview(plane), dtype=dtype).reshape(plane.height, plane.line_size // dtype.itemsize)

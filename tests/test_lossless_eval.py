@@ -79,3 +79,30 @@ def test_modes_without_a_lossless_8bit_path_are_refused(tmp_path):
     (tmp_path / "cut.png").write_bytes((tmp_path / "gray.png").read_bytes()[:60])
     with pytest.raises(ImageReadError, match="cannot read image"):
         load_8bit(tmp_path / "cut.png")
+
+
+def test_vcm_eval_lossless_logs_its_table_to_wandb_offline(tmp_path):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.helpers import write_image
+    from vcmlab.compose import compose_config
+    from vcmlab.evaluation import evaluate
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "a.png", size=(24, 16))
+    overrides = [
+        "codec=lossless",
+        "codec.anchors=[png,jpeg2000]",
+        "logger=wandb",
+        "data=image_folder",
+        f"data.train_dir={photos}",
+        f"data.val_dir={photos}",
+        "data.num_workers=0",
+    ]
+    summaries = evaluate(compose_config(overrides, tmp_path / "eval", "eval"))
+    GlobalHydra.instance().clear()
+    assert [s["name"] for s in summaries] == ["png", "jpeg2000"] and all(s["exact"] for s in summaries)
+    assert summaries[0]["codec_settings"]["compress_level"] == 9
+    runs = list((tmp_path / "eval" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
