@@ -1,0 +1,107 @@
+"""Learned video coding: the GOP codec interface and CompressAI's ScaleSpaceFlow behind it.
+
+A GOP (T frames) is one file: a varint frame count, then per frame a varint length and that frame's
+own container (codec_networks.bitstream: model fingerprint, frame size, its entropy-coded streams,
+CRC), so a damaged frame is refused and every frame's size is recoverable (`frame_sizes`).
+
+`PixelFlowSSF` fixes ScaleSpaceFlow's resolution dependence (CompressAI #307): CompressAI adds the
+decoded flow to a grid in normalised [-1, 1] coordinates, so a flow learnt on 256x256 crops moves
+content by a different number of pixels on a 1280x720 frame. Here the flow is in pixels and converted
+to the grid's units (2/W, 2/H per pixel, align_corners=False) for the frame being warped.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from compressai.models.video import ScaleSpaceFlow
+
+from codec_networks.bitstream import Payload, pack, read_varint, unpack, write_varint
+from codec_networks.entropy_state import fingerprint
+from codec_networks.padding import crop_to, pad_to_multiple
+from vcmlab.errors import BitstreamError, InputError
+
+HYPERPRIOR_STRIDE = 128  # ScaleSpaceFlow: 16 in the encoders, 8 more in the hyper-encoders (measured)
+
+
+class VideoCodec(Protocol):
+    """Codes a GOP, frames (T, 3, H, W) in [0, 1], into one self-contained file and back."""
+
+    name: str
+
+    def encode(self, frames: torch.Tensor) -> bytes: ...
+
+    def decode(self, data: bytes) -> torch.Tensor: ...
+
+
+class PixelFlowSSF(ScaleSpaceFlow):
+    """ScaleSpaceFlow with its flow in pixel units: the same motion at any resolution."""
+
+    def warp_volume(self, volume, flow, scale_field, padding_mode: str = "border"):
+        height, width = volume.shape[-2:]
+        per_pixel = torch.tensor([2.0 / width, 2.0 / height], device=flow.device, dtype=flow.dtype)
+        return super().warp_volume(volume, flow * per_pixel.view(1, 2, 1, 1), scale_field, padding_mode)
+
+
+def split_gop(data: bytes) -> list[bytes]:
+    """The per-frame containers of a GOP file."""
+    count, pos = read_varint(data, 0, "frame count")
+    frames = []
+    for i in range(count):
+        length, pos = read_varint(data, pos, f"frame {i} length")
+        if pos + length > len(data):
+            raise BitstreamError(f"GOP stream truncated in frame {i} of {count}")
+        frames.append(data[pos : pos + length])
+        pos += length
+    if pos != len(data):
+        raise BitstreamError(f"GOP stream has {len(data) - pos} bytes after its {count} frames")
+    return frames
+
+
+def frame_sizes(data: bytes) -> list[int]:
+    """Bytes of each frame of a GOP file (the varint framing counted with the frame it announces)."""
+    return [len(write_varint(len(f))) + len(f) for f in split_gop(data)]
+
+
+class LearnedVideoCodec:
+    """A ScaleSpaceFlow (or subclass) coding GOPs: frame 0 intra, the rest predicted from the previous
+    decoded frame. Frames are padded to multiples of 128 and cropped back."""
+
+    def __init__(self, model: ScaleSpaceFlow, device: str | torch.device = "cpu", name: str = "ssf"):
+        self.model = model.to(device).eval()
+        self.device, self.name = torch.device(device), name
+        self.model.update(force=True)
+        self.fingerprint = fingerprint(self.model)
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> bytes:
+        if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] < 1:
+            raise InputError(f"a GOP is (T, 3, H, W) with T >= 1, got {tuple(frames.shape)}")
+        height, width = frames.shape[-2:]
+        padded = [pad_to_multiple(f[None].to(self.device), HYPERPRIOR_STRIDE) for f in frames]
+        strings, _ = self.model.compress(padded)
+        out = [write_varint(len(strings))]
+        for frame_strings in strings:  # intra: [y, z]; inter: {motion: [y, z], residual: [y, z]}
+            streams = frame_strings if isinstance(frame_strings, list) else sum(frame_strings.values(), [])
+            payload = pack(Payload(self.fingerprint, height, width, tuple(s[0] for s in streams)))
+            out += [write_varint(len(payload)), payload]
+        return b"".join(out)
+
+    @torch.no_grad()
+    def decode(self, data: bytes) -> torch.Tensor:
+        frames = split_gop(data)
+        if not frames:
+            raise BitstreamError("GOP stream holds no frame")
+        strings, shapes = [], []
+        for i, frame in enumerate(frames):
+            payload = unpack(frame, 2 if i == 0 else 4)
+            if payload.fingerprint != self.fingerprint:
+                raise BitstreamError(f"frame {i} was written by another model: decode with the encoder's checkpoint")
+            height, width = payload.height, payload.width
+            z = (-(-height // HYPERPRIOR_STRIDE), -(-width // HYPERPRIOR_STRIDE))
+            s = [[b] for b in payload.streams]
+            strings.append(s if i == 0 else {"motion": s[:2], "residual": s[2:]})
+            shapes.append(z if i == 0 else {"motion": z, "residual": z})
+        decoded = self.model.decompress(strings, shapes)
+        return torch.cat([crop_to(f, height, width).clamp(0, 1) for f in decoded]).cpu()
