@@ -74,3 +74,29 @@ def test_damaged_gop_files_are_refused(codec):
         codec.decode(bytes(flipped))
     with pytest.raises(BitstreamError, match="after its 2 frames"):
         codec.decode(data + b"\0")
+
+
+@pytest.mark.parametrize("codec", ["hevc", "av1"])
+def test_low_delay_anchors_code_one_intra_picture_per_intra_period(codec):
+    from conventional_codecs.pyav_video import PyAVVideoCodec
+    from vcm_metrics import psnr
+
+    y, x = torch.meshgrid(torch.arange(71), torch.arange(95), indexing="ij")  # odd: padded, cropped back
+    frames = torch.stack(
+        [
+            torch.stack([0.5 + 0.3 * torch.sin((x + 3 * t) / 6.0), 0.5 + 0.2 * torch.cos(y / 5.0), 0.4 + 0 * x])
+            for t in range(9)
+        ]
+    ).float()
+    anchor = PyAVVideoCodec(codec, qp=30, intra_period=4)
+    data = anchor.encode(frames)
+    assert anchor.frame_types(data) == ["I", "P", "P", "P", "I", "P", "P", "P", "I"]
+    sizes = anchor.frame_sizes(data)
+    assert len(sizes) == 9 and sum(sizes) == anchor.payload_bytes(data) and min(sizes[0], sizes[4]) > max(sizes[1:4])
+    decoded = anchor.decode(data)
+    assert decoded.shape == frames.shape and float(psnr(decoded, frames).mean()) > 35
+    assert anchor.settings["structure"] == "low-delay P"
+    if codec == "hevc":
+        assert "bframes=0" in anchor.options["x265-params"] and "scenecut=0" in anchor.options["x265-params"]
+    with pytest.raises(BitstreamError):
+        anchor.decode(data[: len(data) // 2])

@@ -1,0 +1,151 @@
+"""Conventional video anchors through PyAV: x265 (HEVC) and SVT-AV1 in a low-delay P configuration
+with a fixed intra period, the structure a learned P-frame codec is compared against.
+
+Frames are converted by conventional_codecs.colour (as the image anchors: explicit matrix, range, bit
+depth), coded as one elementary stream and decoded back plane for plane. Settings of a PSNR/mAP anchor,
+all listed in `settings`: x265 at the ladder's QP for every picture (ipratio=pbratio=1: flat QP, no
+per-layer offsets), no B-frames, no scene-cut or open-GOP intra insertion, psycho-visual tuning and
+adaptive quantisation off; SVT-AV1 at a fixed QP, low-delay prediction structure, PSNR tuning, scene
+detection off. The stream file: varint frame count, height, width, then the stream; `frame_types`
+and `frame_sizes` read the decoded pictures' types and the packets' sizes back from it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+import torch
+
+from codec_networks.bitstream import read_varint, write_varint
+from conventional_codecs.base import check_int_range, pad_to_even
+from conventional_codecs.colour import ColourFormat, frame_from_planes, planes_from_frame
+from conventional_codecs.pyav_codecs import X265_MATRIX
+from vcmlab.errors import BitstreamError, CodecError, ConfigError, InputError
+
+PICTURE_TYPES = {1: "I", 2: "P", 3: "B"}  # FFmpeg's AVPictureType, as PyAV reports it
+ENCODERS = {"hevc": ("libx265", "hevc", (0, 51), "medium"), "av1": ("libsvtav1", "obu", (1, 63), 8)}
+
+
+def low_delay_options(codec: str, qp: int, preset, intra_period: int, colour: ColourFormat) -> dict:
+    if codec == "hevc":
+        params = [
+            f"qp={qp}",
+            f"keyint={intra_period}",
+            f"min-keyint={intra_period}",
+            "scenecut=0",
+            "open-gop=0",
+            "bframes=0",
+            "ipratio=1",
+            "pbratio=1",
+            "psy-rd=0",
+            "psy-rdoq=0",
+            "aq-mode=0",
+            f"range={colour.range}",
+            f"colormatrix={X265_MATRIX[colour.matrix]}",
+            "info=0",
+            "log-level=none",
+        ]
+        return {"x265-params": ":".join(params), "preset": str(preset)}
+    params = [f"keyint={intra_period}", "pred-struct=1", "scd=0", "tune=1"]
+    return {"qp": str(qp), "preset": str(preset), "svtav1-params": ":".join(params)}
+
+
+class PyAVVideoCodec:
+    """codec: hevc | av1; qp: HEVC 0-51, SVT-AV1 1-63; intra_period: frames from one intra picture to
+    the next (the learned codec's GOP); colour: ColourFormat settings."""
+
+    def __init__(
+        self,
+        codec: str = "hevc",
+        qp: int = 32,
+        intra_period: int = 8,
+        preset: str | int | None = None,
+        colour: dict | None = None,
+    ):
+        if codec not in ENCODERS:
+            raise ConfigError(f"PyAVVideoCodec codec must be one of {sorted(ENCODERS)}, got {codec!r}")
+        self.encoder, self.stream_format, qp_range, default_preset = ENCODERS[codec]
+        if self.encoder not in av.codecs_available:
+            raise CodecError(f"this PyAV build has no {self.encoder} encoder; install the PyPI 'av' wheel")
+        self.codec, self.qp = codec, check_int_range(qp, *qp_range, f"{codec} qp")
+        self.intra_period = check_int_range(intra_period, 1, 10_000, "intra_period")
+        self.preset = preset if preset is not None else default_preset
+        self.colour = ColourFormat(**(colour or {}))
+        if self.colour.chroma != "420":
+            raise ConfigError("the video anchors code 4:2:0: set colour.chroma=420")
+        self.options = low_delay_options(codec, self.qp, self.preset, self.intra_period, self.colour)
+        self.name = f"{codec}_ldp_ip{self.intra_period}_qp{self.qp}"
+
+    @property
+    def settings(self) -> dict:
+        return {
+            "encoder": self.encoder,
+            "structure": "low-delay P",
+            "qp": self.qp,
+            "intra_period": self.intra_period,
+            "preset": self.preset,
+            "options": self.options,
+            "pix_fmt": self.colour.pix_fmt,
+            "colour": self.colour.settings(),
+            "pyav": av.__version__,
+        }
+
+    def encode(self, frames: torch.Tensor) -> bytes:
+        if frames.dim() != 4 or frames.shape[1] != 3:
+            raise InputError(f"a sequence is (T, 3, H, W), got {tuple(frames.shape)}")
+        count, _, height, width = frames.shape
+        buffer = io.BytesIO()
+        try:
+            with av.open(buffer, "w", format=self.stream_format) as out:
+                stream = None
+                for t, image in enumerate(frames):
+                    rgb = pad_to_even((image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+                    planes = self.colour.to_planes(torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1))
+                    frame = frame_from_planes(planes, self.colour)
+                    frame.pts = t
+                    if stream is None:
+                        stream = out.add_stream(self.encoder, rate=25)
+                        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, self.colour.pix_fmt
+                        stream.options = self.options
+                    for packet in stream.encode(frame):
+                        out.mux(packet)
+                for packet in stream.encode(None):
+                    out.mux(packet)
+        except av.error.FFmpegError as err:
+            raise CodecError(f"{self.name}: {self.encoder} refused the {width}x{height} sequence: {err}") from None
+        return write_varint(count) + write_varint(height) + write_varint(width) + buffer.getvalue()
+
+    def _split(self, data: bytes) -> tuple[int, int, int, bytes]:
+        count, pos = read_varint(data, 0, "frame count")
+        height, pos = read_varint(data, pos, "height")
+        width, pos = read_varint(data, pos, "width")
+        return count, height, width, data[pos:]
+
+    def payload_bytes(self, data: bytes) -> int:
+        return len(self._split(data)[3])
+
+    def _decoded(self, data: bytes) -> tuple[list, int, int]:
+        count, height, width, stream = self._split(data)
+        try:
+            with av.open(io.BytesIO(stream), format=self.stream_format) as container:
+                frames = [(planes_from_frame(f, self.colour), f.pict_type) for f in container.decode(video=0)]
+        except (av.error.FFmpegError, ValueError) as err:
+            raise BitstreamError(f"{self.name}: cannot decode stream: {err}") from None
+        if len(frames) != count:
+            raise BitstreamError(f"{self.name}: stream decoded to {len(frames)} frames, expected {count}")
+        return frames, height, width
+
+    def decode(self, data: bytes) -> torch.Tensor:
+        frames, height, width = self._decoded(data)
+        return torch.stack([self.colour.from_planes(planes)[:, :height, :width] for planes, _ in frames])
+
+    def frame_types(self, data: bytes) -> list[str]:
+        """'I' or 'P' (or 'B') per decoded picture, in display order."""
+        return [PICTURE_TYPES.get(int(kind), str(kind)) for _, kind in self._decoded(data)[0]]
+
+    def frame_sizes(self, data: bytes) -> list[int]:
+        """Bytes of each coded picture (its packet) in the stream."""
+        with av.open(io.BytesIO(self._split(data)[3]), format=self.stream_format) as container:
+            return [p.size for p in container.demux(video=0) if p.size]
