@@ -21,6 +21,7 @@ from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperpr
 from codec_networks.lossless_msp import LosslessMSP
 from codec_networks.msp import MultiScaleProgressive
 from codec_networks.postfilters import FilterBank
+from codec_networks.video_codec import PixelFlowSSF
 from vcmlab.errors import CheckpointError
 
 
@@ -64,6 +65,15 @@ register(
     levels=int,
     components=int,
     hidden=int,
+)
+register(
+    CODECS,
+    "codec_networks.video_codec.PixelFlowSSF",
+    PixelFlowSSF,
+    ("num_levels",),
+    num_levels=int,
+    sigma0=float,
+    scale_field_shift=float,
 )
 register(
     FILTERS,

@@ -38,6 +38,11 @@ class VideoCodec(Protocol):
 class PixelFlowSSF(ScaleSpaceFlow):
     """ScaleSpaceFlow with its flow in pixel units: the same motion at any resolution."""
 
+    min_pad_multiple = HYPERPRIOR_STRIDE  # frames are padded to this (codec_networks.padding)
+
+    def aux_loss(self) -> torch.Tensor:
+        return sum(super().aux_loss())  # CompressAI's returns a list, one per hyperprior
+
     def warp_volume(self, volume, flow, scale_field, padding_mode: str = "border"):
         height, width = volume.shape[-2:]
         per_pixel = torch.tensor([2.0 / width, 2.0 / height], device=flow.device, dtype=flow.dtype)

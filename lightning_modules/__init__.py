@@ -6,6 +6,7 @@ from lightning_modules.competitive_filters import CompetitiveFiltersModule
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
 from lightning_modules.lossless import LosslessModule
 from lightning_modules.maml import MAMLCodecModule
+from lightning_modules.video_codec_module import VideoCodecModule
 
 __all__ = [
     "AdversarialDecoderModule",
@@ -15,4 +16,5 @@ __all__ = [
     "LossWeightSchedule",
     "LossWeights",
     "MAMLCodecModule",
+    "VideoCodecModule",
 ]

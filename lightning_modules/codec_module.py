@@ -39,6 +39,8 @@ class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModul
     the bytes, PSNR/MS-SSIM of the decoded image).
     """
 
+    codes_video = False  # VideoCodecModule: True
+
     def __init__(
         self,
         codec: CompressionModel,
@@ -55,7 +57,7 @@ class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModul
         pad_multiple: int = 64,
     ):
         super().__init__()
-        require_lossy_codec(codec)
+        require_lossy_codec(codec, video=self.codes_video)
         self.automatic_optimization = False
         self.codec = codec
         self.task = task

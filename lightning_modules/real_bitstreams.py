@@ -14,12 +14,21 @@ from vcm_metrics import ms_ssim, psnr
 from vcmlab.errors import ConfigError
 
 
-def require_lossy_codec(codec) -> None:
-    """The lossy procedures train CompressAI codecs; the lossless model has its own (experiment=lossless_msp)."""
+def require_lossy_codec(codec, video: bool = False) -> None:
+    """The lossy procedures train CompressAI codecs of their kind (image or video); the lossless model
+    has its own (experiment=lossless_msp)."""
+    from compressai.models.video import ScaleSpaceFlow
+
     if not isinstance(codec, CompressionModel):
         raise ConfigError(
             f"this experiment trains a lossy CompressAI codec, but the model is {type(codec).__name__}; "
             "the lossless model trains with experiment=lossless_msp"
+        )
+    if video != isinstance(codec, ScaleSpaceFlow):
+        kind = "video codec (e.g. model=ssf)" if video else "image codec"
+        raise ConfigError(
+            f"this experiment trains a lossy {kind}, but the model is {type(codec).__name__}: video codecs train "
+            "with experiment=video_ssf, image codecs with the image experiments"
         )
 
 
