@@ -79,7 +79,9 @@ class LosslessModule(RunConfigCheckpointing, pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         values = to_values(batch["image"])
         bpsp = self.bpsp(values, seed=self.global_step)
-        self.log("train/bpsp", bpsp.detach(), prog_bar=True, batch_size=values.shape[0], sync_dist=True)
+        n = values.shape[0]
+        self.log("train/bpsp", bpsp.detach(), prog_bar=True, batch_size=n, sync_dist=True)
+        self.log("train/loss", bpsp.detach(), batch_size=n, sync_dist=True)  # the objective is the rate
         return bpsp
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

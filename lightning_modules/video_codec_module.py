@@ -102,7 +102,9 @@ class VideoCodecModule(CodecModule):
                 decoded.append(self._bitstream_codec.decode(data).to(clip.device))
                 bits += 8 * len(data)
             decoded = torch.stack(decoded)
-            bpp = torch.tensor(bits / (clip.shape[0] * clip.shape[1] * clip.shape[-1] * clip.shape[-2]))
+            bpp = torch.tensor(
+                bits / (clip.shape[0] * clip.shape[1] * clip.shape[-1] * clip.shape[-2]), device=clip.device
+            )
         else:
             decoded, bpp = torch.stack(forward["x_hat"], dim=1).clamp(0, 1), forward["bpp"]
         per_frame = [psnr(decoded[:, t], clip[:, t]).mean() for t in range(clip.shape[1])]

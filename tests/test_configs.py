@@ -56,7 +56,9 @@ def test_every_model_composes_with_every_experiment_that_takes_one(experiment, m
     task = instantiate(cfg.task) if cfg.get("task") else None
     if FAMILIES.get(experiment, "image") != MODEL_FAMILIES.get(model, "image"):  # image/video/lossless
         # refused as vcm-train refuses it: by the config check (an image experiment's model.N) or the module
-        with pytest.raises((ConfigError, InstantiationException), match="lossless|lossy|takes no argument|is not an argument"):
+        with pytest.raises(
+            (ConfigError, InstantiationException), match="lossless|lossy|takes no argument|is not an argument"
+        ):
             check_config(cfg)
             instantiate(cfg.module, task=task, codec=instantiate(cfg.model))
         return

@@ -16,6 +16,10 @@ EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 OIV6 = SHARED_DATA / "oiv6-mpeg-vcm"
 CODEC_SIZES = ["model.N=32", "model.M=48", "data.crop_size=64", "data.batch_size=2"]
 FILTER_DATA = [o for o in FILTERS_FAST if not o.startswith("experiment=")]
+MODEL_SIZES = {  # experiments whose models take other arguments than N and M
+    "lossless_msp": ["model.hidden=8", "model.components=2", "model.levels=3", "data.crop_size=32"],
+    "video_ssf": ["data.crop_size=64", "data.clip_length=2", "data.val_clip_length=2", "data.batch_size=1"],
+}
 
 
 def openimages_standin(folder) -> list[str]:
@@ -48,7 +52,7 @@ def test_every_experiment_trains_one_step(experiment, make_cfg, tmp_path):
             pytest.skip("../shared/data/oiv6-mpeg-vcm not present")
         shrink = ["model.N=32", "model.M=48", *openimages_standin(tmp_path)]
     else:
-        shrink = CODEC_SIZES
+        shrink = MODEL_SIZES.get(experiment, CODEC_SIZES)
     metrics = train(
         make_cfg(
             f"experiment={experiment}",

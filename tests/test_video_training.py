@@ -23,6 +23,7 @@ SMALL = [
 ]
 
 
+@pytest.mark.slow  # ~1 min of CPU; test_experiments_train covers the wiring in the default suite
 def test_the_three_stages_train_and_validation_codes_a_real_gop(tmp_path):
     metrics = train(compose_config(SMALL, tmp_path))
     GlobalHydra.instance().clear()
