@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import torch
 from compressai.models import CompressionModel
+from compressai.models.video import ScaleSpaceFlow
 
 from codec_networks import LearnedCodec
 from vcm_metrics import ms_ssim, psnr
@@ -17,8 +18,6 @@ from vcmlab.errors import ConfigError
 def require_lossy_codec(codec, video: bool = False) -> None:
     """The lossy procedures train CompressAI codecs of their kind (image or video); the lossless model
     has its own (experiment=lossless_msp)."""
-    from compressai.models.video import ScaleSpaceFlow
-
     if not isinstance(codec, CompressionModel):
         raise ConfigError(
             f"this experiment trains a lossy CompressAI codec, but the model is {type(codec).__name__}; "
