@@ -40,6 +40,15 @@ class PixelFlowSSF(ScaleSpaceFlow):
 
     min_pad_multiple = HYPERPRIOR_STRIDE  # frames are padded to this (codec_networks.padding)
 
+    def __init__(self, num_levels: int = 5, sigma0: float = 1.5, scale_field_shift: float = 1.0):
+        super().__init__(num_levels, sigma0, scale_field_shift)
+        self._arguments = (num_levels, sigma0, scale_field_shift)
+
+    def __reduce__(self):
+        # CompressAI defines SSF's sub-networks as classes local to __init__, which pickle cannot name:
+        # rebuild from the arguments and the state instead (ddp_spawn pickles the module to each process)
+        return _rebuilt, (type(self), self._arguments, self.state_dict(), self.training)
+
     def aux_loss(self) -> torch.Tensor:
         return sum(super().aux_loss())  # CompressAI's returns a list, one per hyperprior
 
@@ -47,6 +56,12 @@ class PixelFlowSSF(ScaleSpaceFlow):
         height, width = volume.shape[-2:]
         per_pixel = torch.tensor([2.0 / width, 2.0 / height], device=flow.device, dtype=flow.dtype)
         return super().warp_volume(volume, flow * per_pixel.view(1, 2, 1, 1), scale_field, padding_mode)
+
+
+def _rebuilt(cls, arguments, state, training):
+    model = cls(*arguments)
+    model.load_state_dict(state)  # CompressionModel resizes the CDF buffers update() grew
+    return model.train(training)
 
 
 def split_gop(data: bytes) -> list[bytes]:

@@ -100,3 +100,12 @@ def test_low_delay_anchors_code_one_intra_picture_per_intra_period(codec):
         assert "bframes=0" in anchor.options["x265-params"] and "scenecut=0" in anchor.options["x265-params"]
     with pytest.raises(BitstreamError):
         anchor.decode(data[: len(data) // 2])
+
+
+def test_the_model_pickles_for_ddp_spawn(codec):
+    import pickle
+
+    from codec_networks.entropy_state import fingerprint
+
+    again = pickle.loads(pickle.dumps(codec.model))  # CompressAI's SSF alone cannot be pickled
+    assert fingerprint(again) == fingerprint(codec.model) and type(again) is PixelFlowSSF

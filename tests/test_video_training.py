@@ -53,3 +53,28 @@ def test_bad_stage_schedules_are_refused(tmp_path):
         from lightning_modules import VideoCodecModule
 
         VideoCodecModule(PixelFlowSSF(), stages=[{"step": 0, "mode": "bidirectional"}])
+
+
+@pytest.mark.slow  # two SSF processes on CPU: minutes
+def test_ddp_sim_and_resume_work_for_video(tmp_path):
+    first = tmp_path / "ddp"
+    metrics = train(
+        compose_config(
+            [
+                *SMALL,
+                "trainer=ddp_sim",
+                "trainer.max_steps=2",
+                "trainer.val_check_interval=2",
+                "+callbacks.replica_check._target_=tests.replica_check.ReplicaCheck",
+            ],
+            first,
+        )
+    )
+    GlobalHydra.instance().clear()
+    assert metrics["val/bpp"] > 0
+    lines = sorted((first / "replica_check").read_text().splitlines())
+    assert len(lines) == 2 and lines[0].split()[1] == lines[1].split()[1]
+    resumed = tmp_path / "resumed"
+    train(compose_config([*SMALL, f"ckpt_path={first}/checkpoints/last.ckpt"], resumed))
+    GlobalHydra.instance().clear()
+    assert read_checkpoint(resumed / "checkpoints" / "last.ckpt")["global_step"] == 3
