@@ -70,7 +70,7 @@ class VideoClipDataset(Dataset):
             top, left = crop_window(seq.height, seq.width, self.crop_size, random=self.train)
             frames = frames[..., top : top + self.crop_size, left : left + self.crop_size]
         else:
-            if not self.train and seq.planes(start) is not None:
+            if not self.train and seq.has_planes:
                 item["planes"] = [[torch.from_numpy(p) for p in seq.planes(start + t)] for t in range(length)]
             if self.targets is not None:  # boxes in the frame's pixels: whole frames only
                 item["targets"] = self.targets[i][start : start + length]

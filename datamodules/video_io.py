@@ -58,6 +58,8 @@ def parse_yuv_name(path: Path) -> YUVName:
 class YUVSequence:
     """A raw planar YUV 4:2:0 file: frames read on demand (no whole-file load)."""
 
+    has_planes = True
+
     def __init__(self, path: str | Path, colour: ColourFormat | None = None):
         self.path = Path(path)
         if not self.path.is_file():
@@ -116,6 +118,8 @@ class ContainerVideo:
     planes (sequential decoding is the only exact way to reach frame k); RGB is converted by the
     configured matrix, not by swscale's defaults."""
 
+    has_planes = True
+
     def __init__(self, path: str | Path, colour: ColourFormat | None = None):
         import av
 
@@ -160,6 +164,8 @@ class ContainerVideo:
 class FrameFolder:
     """A folder of image files, in name order, as one sequence."""
 
+    has_planes = False  # RGB source: no YUV planes
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._files = list_images(self.path)
@@ -169,9 +175,6 @@ class FrameFolder:
 
     def __len__(self) -> int:
         return len(self._files)
-
-    def planes(self, index: int) -> None:
-        return None  # RGB source: no YUV planes
 
     def frame(self, index: int) -> torch.Tensor:
         image = load_rgb(self._files[index])
