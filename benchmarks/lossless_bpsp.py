@@ -22,6 +22,7 @@ from benchmarks import report
 from benchmarks.machine_tables import write_photos
 from vcmlab.compose import compose_config
 from vcmlab.evaluation import evaluate
+from vcmlab.evaluation.lossless import table
 from vcmlab.train import train
 
 warnings.filterwarnings("ignore")
@@ -75,15 +76,8 @@ def main() -> None:
         "photos": names,
         "codecs": {s["name"]: {k: s[k] for k in keys} for s in summaries},
     }
-    rows = ["| codec | bpsp (mean over photos) | bpsp (all bits / all sub-pixels) | encode s | decode s |"]
-    rows.append("|---|---:|---:|---:|---:|")
-    for s in sorted(summaries, key=lambda s: s["bpsp_total"]):
-        rows.append(
-            f"| {s['name']} | {s['bpsp']:.3f} | {s['bpsp_total']:.3f} | {s['encode_s']:.2f} | {s['decode_s']:.2f} |"
-        )
-    results["table"] = (
-        "\n".join(rows) + f"\n\n{len(names)} held-out photos; model trained {args.steps} steps ({train_s:.0f} s)"
-    )
+    footer = f"{len(names)} held-out photos; model trained {args.steps} steps ({train_s:.0f} s)"
+    results["table"] = f"{table(summaries)}\n\n{footer}"
     report(results, args.out)
 
 

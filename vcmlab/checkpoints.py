@@ -86,9 +86,10 @@ def load_into(network: torch.nn.Module, state: dict, path: str | Path, what: str
         raise CheckpointError(f"{path} does not fit {what}: {' '.join(lines[:3])}") from None
 
 
-def load_codec(path: str | Path) -> CompressionModel:
-    """The codec network of a vcm-train checkpoint, rebuilt from its stored model config."""
-    checkpoint = read_checkpoint(path)
+def load_codec(path: str | Path, checkpoint: dict | None = None) -> CompressionModel:
+    """The codec network of a vcm-train checkpoint, rebuilt from its stored model config (`checkpoint`:
+    the file's content when the caller has read it already)."""
+    checkpoint = checkpoint if checkpoint is not None else read_checkpoint(path)
     config = stored_config(checkpoint, path)
     if "model" not in config:
         raise CheckpointError(f"{path} holds no learned codec (its config has no model)")

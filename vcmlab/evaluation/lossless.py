@@ -11,7 +11,6 @@ format stores gray as RGB. `bpsp` averages over images, `bpsp_total` is all bits
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import time
@@ -29,6 +28,7 @@ from datamodules.image_datasets import UNUSABLE_IMAGE_ERRORS
 from datamodules.image_io import load_8bit
 from vcmlab.checkpoints import load_codec, read_checkpoint, stored_config
 from vcmlab.errors import CheckpointError, CodecError, ConfigError, InputError
+from vcmlab.evaluation.outputs import write_per_image_csv
 from vcmlab.instantiate import instantiate_group
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,13 @@ class LosslessModelCodec:
 
     @classmethod
     def from_checkpoint(cls, path: str, order: str | None, name: str, device: str) -> LosslessModelCodec:
-        model = load_codec(path)
+        checkpoint = read_checkpoint(path)
+        model = load_codec(path, checkpoint)
         if not isinstance(model, LosslessMSP):
             raise CheckpointError(
                 f"{path} holds a lossy codec ({type(model).__name__}): evaluate it with codec=checkpoints"
             )
-        trained = stored_config(read_checkpoint(path), path).get("module", {}).get("order", "default")
+        trained = stored_config(checkpoint, path).get("module", {}).get("order", "default")
         return cls(model.to(device), order or trained, name, path)
 
     @property
@@ -143,10 +144,7 @@ def evaluate_codec(
                 "decode_s": decode_s,
             }
         )
-    with open(out_dir / "per_image.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_per_image_csv(out_dir, rows)
     subpixels = sum(r["height"] * r["width"] * r["channels"] for r in rows)
     summary = {
         "name": codec.name,

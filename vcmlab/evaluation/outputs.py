@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -10,6 +11,14 @@ from pytorch_lightning.loggers import WandbLogger
 
 from vcmlab.instantiate import instantiate_group
 from vcmlab.rd_plot import plot_rd_curves, read_summaries
+
+
+def write_per_image_csv(out_dir: Path, rows: list[dict]) -> None:
+    """<out_dir>/per_image.csv: one row per image, the columns of the first row."""
+    with open(out_dir / "per_image.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def write_outputs(cfg: DictConfig, summaries: list[dict], out_root: Path) -> Path:
