@@ -141,6 +141,14 @@ class PyAVVideoCodec:
         frames, height, width = self._decoded(data)
         return torch.stack([self.colour.from_planes(planes)[:, :height, :width] for planes, _ in frames])
 
+    def decode_planes(self, data: bytes) -> list[list[np.ndarray]]:
+        """The decoder's own [Y, Cb, Cr] planes per frame, cropped to the coded size: what JVET's YUV
+        PSNR compares against the source planes."""
+        frames, height, width = self._decoded(data)
+        chroma = (height, width) if self.colour.chroma == "444" else (-(-height // 2), -(-width // 2))
+        sizes = [(height, width), chroma, chroma]
+        return [[p[:h, :w] for p, (h, w) in zip(planes, sizes)] for planes, _ in frames]
+
     def frame_types(self, data: bytes) -> list[str]:
         """'I' or 'P' (or 'B') per decoded picture, in display order."""
         return [PICTURE_TYPES.get(int(kind), str(kind)) for _, kind in self._decoded(data)[0]]

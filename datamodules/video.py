@@ -60,6 +60,10 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def colour_of(self, index: int) -> ColourFormat | None:
+        """The stored format of item `index`'s sequence (its bit depth included); None for RGB frames."""
+        return getattr(self.sequences[self.index[index][0]], "colour", None)
+
     def __getitem__(self, index: int) -> dict:
         i, start = self.index[index]
         seq = self.sequences[i]

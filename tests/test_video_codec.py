@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from codec_networks.video_codec import LearnedVideoCodec, PixelFlowSSF, frame_sizes
-from vcmlab.errors import BitstreamError
+from vcmlab.errors import BitstreamError, ConfigError
 
 
 def shifted_prediction(model, size: int, shift_px: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +46,7 @@ def test_a_gop_round_trips_through_one_file_in_another_process(codec, tmp_path):
     frames = torch.rand(3, 3, 40, 72)
     data = codec.encode(frames)
     sizes = frame_sizes(data)
-    assert len(sizes) == 3 and 1 + sum(sizes) == len(data)  # a one-byte frame count, then the frames
+    assert len(sizes) == 3 and 2 + sum(sizes) == len(data)  # one-byte frame count and intra period, then the frames
     decoded = codec.decode(data)
     assert decoded.shape == frames.shape
     (tmp_path / "gop.bin").write_bytes(data)
@@ -62,6 +62,21 @@ again = codec.decode(open({str(tmp_path / "gop.bin")!r}, "rb").read())
 assert torch.equal(again, torch.load({str(tmp_path / "decoded.pt")!r}, weights_only=True))
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300, cwd=Path(__file__).parents[1])
+
+
+def test_an_intra_period_starts_independent_gops(codec):
+    from codec_networks.video_codec import frame_types
+
+    frames = torch.rand(5, 3, 32, 48)
+    periodic = LearnedVideoCodec(codec.model, intra_period=2)
+    data = periodic.encode(frames)
+    assert frame_types(data) == ["I", "P", "I", "P", "I"]
+    decoded = periodic.decode(data)
+    assert decoded.shape == frames.shape
+    # the second GOP decodes exactly as if it had been coded alone
+    assert torch.equal(decoded[2:4], periodic.decode(periodic.encode(frames[2:4])))
+    with pytest.raises(ConfigError, match="intra_period"):
+        LearnedVideoCodec(codec.model, intra_period=0)
 
 
 def test_damaged_gop_files_are_refused(codec):

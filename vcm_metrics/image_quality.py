@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
@@ -56,4 +57,18 @@ def yuv_psnr(x_hat: torch.Tensor, x: torch.Tensor, matrix: str = "bt601") -> dic
 
     mse = (ycbcr(x_hat) - ycbcr(x)).pow(2).flatten(1).mean(1)
     y, u, v = (10 * torch.log10(1.0 / mse.clamp_min(1e-12))).tolist()
+    return {"psnr_y": y, "psnr_u": u, "psnr_v": v, "psnr_yuv": (6 * y + u + v) / 8}
+
+
+def plane_psnr(decoded: list[np.ndarray], original: list[np.ndarray], bit_depth: int) -> dict[str, float]:
+    """JVET's PSNR of one Y'CbCr frame from its stored planes [Y, Cb, Cr] (4:2:0 chroma at its own
+    resolution), peak 2^bit_depth - 1, with the 6:1:1 weighted PSNR-YUV."""
+    peak = 2**bit_depth - 1
+    values = []
+    for a, b in zip(decoded, original, strict=True):
+        if a.shape != b.shape:
+            raise ValueError(f"plane shapes differ: {a.shape} vs {b.shape}")
+        mse = max(float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)), 1e-12)
+        values.append(10 * np.log10(peak**2 / mse))
+    y, u, v = values
     return {"psnr_y": y, "psnr_u": u, "psnr_v": v, "psnr_yuv": (6 * y + u + v) / 8}

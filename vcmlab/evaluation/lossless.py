@@ -28,7 +28,7 @@ from datamodules.image_datasets import UNUSABLE_IMAGE_ERRORS
 from datamodules.image_io import load_8bit
 from vcmlab.checkpoints import load_codec, read_checkpoint, stored_config
 from vcmlab.errors import CheckpointError, CodecError, ConfigError, InputError
-from vcmlab.evaluation.outputs import write_per_image_csv
+from vcmlab.evaluation.outputs import write_csv
 from vcmlab.instantiate import instantiate_group
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def evaluate_codec(
                 "decode_s": decode_s,
             }
         )
-    write_per_image_csv(out_dir, rows)
+    write_csv(out_dir / "per_image.csv", rows)
     subpixels = sum(r["height"] * r["width"] * r["channels"] for r in rows)
     summary = {
         "name": codec.name,

@@ -13,10 +13,10 @@ from vcmlab.instantiate import instantiate_group
 from vcmlab.rd_plot import plot_rd_curves, read_summaries
 
 
-def write_per_image_csv(out_dir: Path, rows: list[dict]) -> None:
-    """<out_dir>/per_image.csv: one row per image, the columns of the first row."""
-    with open(out_dir / "per_image.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """One row per image (per frame, per sequence); a column a row lacks is left empty."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -18,7 +18,7 @@ from datamodules.image_datasets import usable_items
 from vcm_metrics import ms_ssim, psnr, yuv_psnr
 from vcm_metrics.artifacts import checkerboard_score
 from vcmlab.errors import InputError
-from vcmlab.evaluation.outputs import write_per_image_csv
+from vcmlab.evaluation.outputs import write_csv
 from vcmlab.evaluation.rate_points import RatePoint
 from vcmlab.evaluation.task_scores import TaskScorer
 
@@ -77,7 +77,7 @@ def evaluate_rate_point(
             scorer.observe(name, x, x_hat, item)
     if not rows:
         raise InputError(f"{point.name}: no usable image in the dataset (all {len(dataset)} were skipped)")
-    write_per_image_csv(out_dir, rows)
+    write_csv(out_dir / "per_image.csv", rows)
     summary = {
         "name": point.name,
         "checkpoint": point.checkpoint,

@@ -93,23 +93,26 @@ class TaskScorer:
         if "label" in item:
             self._labels[name] = int(item["label"])
 
-    def scores(self) -> dict:
+    def scores(self, names=None) -> dict:
+        """Scores over every observed image, or over `names` only (one video sequence's frames)."""
+        predictions = self.predictions if names is None else {n: self.predictions[n] for n in names}
         if self.kind == "classification":
             return {
                 "metric_reference": "uncompressed",
-                **top_k_agreement(self._uncompressed, self.predictions),
-                **top_k_accuracy(self._labels, self.predictions),
+                **top_k_agreement(self._uncompressed, predictions),
+                **top_k_accuracy({n: v for n, v in self._labels.items() if n in predictions}, predictions),
             }
         if self.reference == "uncompressed":
             truth = {
                 n: pseudo_ground_truth(self._uncompressed[n], p, self.pseudo_gt_score, *self._sizes[n])
-                for n, p in self.predictions.items()
+                for n, p in predictions.items()
             }
             return {
                 "metric_reference": "uncompressed",
                 "pseudo_gt_score": self.pseudo_gt_score,
-                **detection_metrics(truth, self.predictions),
+                **detection_metrics(truth, predictions),
             }
-        if not self._ground_truth:
+        truth = {n: g for n, g in self._ground_truth.items() if n in predictions}
+        if not truth:
             return {}  # an unlabelled set: predictions are written, nothing to score them against
-        return {"metric_reference": "labels", **detection_metrics(self._ground_truth, self.predictions)}
+        return {"metric_reference": "labels", **detection_metrics(truth, predictions)}
