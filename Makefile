@@ -47,7 +47,7 @@ test: install
 test-slow: install
 	$(PY) -m pytest -m slow $(ARGS)
 
-## benchmarks: training overhead, codec speed, OpenImages mAP speed, MAML test-time gain, MSP decode time, lossless bpsp -> bench-results/*.json
+## benchmarks: training overhead, codec speed, OpenImages mAP speed, MAML test-time gain, MSP decode time, lossless bpsp, video fps and BD-rate -> bench-results/*.json
 bench: install
 	$(PY) -m benchmarks.train_throughput --out bench-results/train_throughput.json
 	$(PY) -m benchmarks.codec_speed --out bench-results/codec_speed.json
@@ -55,6 +55,7 @@ bench: install
 	$(PY) -m benchmarks.maml_gain --out bench-results/maml_gain.json
 	$(PY) -m benchmarks.msp_decode_speed --out bench-results/msp_decode_speed.json
 	$(PY) -m benchmarks.lossless_bpsp --out bench-results/lossless_bpsp.json
+	$(PY) -m benchmarks.video_codecs --steps 100 --out bench-results/video_codecs.json
 
 ## method 4: MSP profiles vs mbt2018-mean after the same training, BD-rate on held-out photos -> bench-results/msp_rd.json
 bench-msp-rd: install
