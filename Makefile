@@ -55,7 +55,7 @@ bench: install
 	$(PY) -m benchmarks.maml_gain --out bench-results/maml_gain.json
 	$(PY) -m benchmarks.msp_decode_speed --out bench-results/msp_decode_speed.json
 	$(PY) -m benchmarks.lossless_bpsp --out bench-results/lossless_bpsp.json
-	$(PY) -m benchmarks.video_codecs --steps 100 --out bench-results/video_codecs.json
+	$(PY) -m benchmarks.video_codecs --steps 400 --out bench-results/video_codecs.json
 
 ## method 4: MSP profiles vs mbt2018-mean after the same training, BD-rate on held-out photos -> bench-results/msp_rd.json
 bench-msp-rd: install

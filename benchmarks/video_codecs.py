@@ -8,7 +8,7 @@ CPU budgets are smoke-sized, so read the BD-rate as what that budget buys, not a
 GPU-scale run is one override away: `--extra trainer=gpu data=video_folder data.train_dir=/vimeo90k
 data.crop_size=256 --steps 500000`, or `--checkpoints` with trained files.
 
-    python -m benchmarks.video_codecs --steps 200 --out bench-results/video_codecs.json
+    python -m benchmarks.video_codecs --steps 400 --out bench-results/video_codecs.json
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def speed(root: Path, checkpoint: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200, help="training steps per SSF rate point")
+    parser.add_argument("--steps", type=int, default=400, help="training steps per SSF rate point")
     parser.add_argument("--checkpoints", nargs="*", type=Path, help="trained SSF checkpoints instead of training")
     parser.add_argument("--extra", nargs="*", default=[], help="more vcm-train overrides")
     parser.add_argument("--frames", type=int, default=GOP, help="frames of the held-out clip to code")
