@@ -23,6 +23,18 @@ from vcmlab.evaluation.rate_points import RatePoint
 from vcmlab.evaluation.task_scores import TaskScorer
 
 
+def round_trip(sender, receiver, x, path: Path) -> tuple[bytes, object, float, float]:
+    """`x` coded by `sender` into the file `path`, read back and decoded by `receiver`: (the file's
+    bytes, the decoded tensor on the CPU, encode seconds, decode seconds)."""
+    start = time.perf_counter()
+    path.write_bytes(sender.encode(x))
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    data = path.read_bytes()
+    decoded = receiver.decode(data).cpu()
+    return data, decoded, encode_s, time.perf_counter() - start
+
+
 def evaluate_rate_point(
     point: RatePoint,
     dataset,
@@ -39,14 +51,7 @@ def evaluate_rate_point(
     items = usable_items(dataset)
     for item in tqdm(items, total=len(dataset), desc=point.name, unit="img", disable=not progress):
         x, name = item["image"], item["name"]
-        start = time.perf_counter()
-        data = point.sender.encode(x)
-        encode_s = time.perf_counter() - start
-        path = stream_dir / f"{name}.bin"
-        path.write_bytes(data)
-        start = time.perf_counter()
-        x_hat = point.receiver.decode(path.read_bytes()).cpu()
-        decode_s = time.perf_counter() - start
+        data, x_hat, encode_s, decode_s = round_trip(point.sender, point.receiver, x, stream_dir / f"{name}.bin")
         h, w = x.shape[-2:]
         payload = payload_bytes(point.sender, data)
         rows.append(

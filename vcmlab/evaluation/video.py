@@ -19,7 +19,6 @@ converted with `yuv_psnr_matrix`, as for images. Summaries say which (`yuv_psnr_
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from vcmlab.checkpoints import load_codec
 from vcmlab.errors import ConfigError
 from vcmlab.evaluation.outputs import write_csv
 from vcmlab.evaluation.rate_points import build_ladder_codec
+from vcmlab.evaluation.runner import round_trip
 from vcmlab.evaluation.task_scores import TaskScorer
 
 SEQUENCE_MEANS = ("bpp", "file_bpp", "container_bytes", "psnr", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim")
@@ -105,15 +105,8 @@ def evaluate_video_rate_point(
         item = dataset[index]
         frames, name = item["frames"], item["name"]
         count, _, height, width = frames.shape
-        start = time.perf_counter()
-        data = point.sender.encode(frames)
-        encode_s = time.perf_counter() - start
         path = stream_dir / f"{name}.bin"
-        path.write_bytes(data)
-        start = time.perf_counter()
-        stored = path.read_bytes()
-        decoded = point.receiver.decode(stored).cpu()
-        decode_s = time.perf_counter() - start
+        stored, decoded, encode_s, decode_s = round_trip(point.sender, point.receiver, frames, path)
         if decoded.shape != frames.shape:
             raise ValueError(f"{point.name}: {name} decoded to {tuple(decoded.shape)}, coded {tuple(frames.shape)}")
         yuv, source = _yuv_psnr(point.receiver, stored, decoded, frames, item, dataset.colour_of(index), yuv_matrix)
