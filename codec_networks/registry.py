@@ -18,6 +18,7 @@ from typing import Any
 
 from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 
+from codec_networks.adaptive_video import AdaptiveVideoCodec
 from codec_networks.lossless_msp import LosslessMSP
 from codec_networks.msp import MultiScaleProgressive
 from codec_networks.postfilters import FilterBank
@@ -74,6 +75,20 @@ register(
     num_levels=int,
     sigma0=float,
     scale_field_shift=float,
+)
+register(
+    CODECS,
+    "codec_networks.adaptive_video.AdaptiveVideoCodec",
+    AdaptiveVideoCodec,
+    ("N", "M", "intra_N", "intra_M", "adaptation_base"),
+    N=int,
+    M=int,
+    intra_N=int,
+    intra_M=int,
+    attention=bool,
+    resolution_adaptive=bool,
+    adaptation_base=int,
+    multiplicative=bool,
 )
 register(
     FILTERS,

@@ -21,6 +21,8 @@ from compressai.models.video import ScaleSpaceFlow
 from codec_networks.bitstream import Payload, pack, read_varint, unpack, write_varint
 from codec_networks.entropy_state import fingerprint
 from codec_networks.padding import crop_to, pad_to_multiple
+from codec_networks.video_overfitting import MultiplicativeOverfitting, decode_factors, encode_factors, factors_applied
+from vcm_metrics import mse_255
 from vcmlab.errors import BitstreamError, ConfigError, InputError
 
 HYPERPRIOR_STRIDE = 128  # ScaleSpaceFlow: 16 in the encoders, 8 more in the hyper-encoders (measured)
@@ -39,6 +41,7 @@ class VideoCodec(Protocol):
 class PixelFlowSSF(ScaleSpaceFlow):
     """ScaleSpaceFlow with its flow in pixel units: the same motion at any resolution."""
 
+    codes_video = True  # a video model for the checkpoint loaders (is_video_model)
     min_pad_multiple = HYPERPRIOR_STRIDE  # frames are padded to this (codec_networks.padding)
 
     def __init__(self, num_levels: int = 5, sigma0: float = 1.5, scale_field_shift: float = 1.0):
@@ -63,6 +66,10 @@ def _rebuilt(cls, arguments, state, training):
     model = cls(*arguments)
     model.load_state_dict(state)  # CompressionModel resizes the CDF buffers update() grew
     return model.train(training)
+
+
+def is_video_model(model: torch.nn.Module) -> bool:
+    return bool(getattr(model, "codes_video", False))
 
 
 def read_header(data: bytes) -> tuple[int, int, int]:
@@ -101,50 +108,94 @@ def frame_types(data: bytes) -> list[str]:
 
 
 class LearnedVideoCodec:
-    """A ScaleSpaceFlow (or subclass) coding sequences: an intra frame every `intra_period` frames (None:
-    only the first), the others predicted from the previous decoded frame. Frames are padded to
-    multiples of 128 and cropped back."""
+    """A ScaleSpaceFlow (or a model with its interface: AdaptiveVideoCodec) coding sequences: an intra
+    frame every `intra_period` frames (None: only the first), the others predicted from the previous
+    decoded frame. Frames are padded to the model's `min_pad_multiple` and cropped back.
+
+    `overfitting` (models with multiplicative parameters): the encoder overfits them per GOP and puts
+    them in the GOP's intra-frame container when the real file's R + λ·D is lower with them."""
 
     def __init__(
         self,
-        model: ScaleSpaceFlow,
+        model: torch.nn.Module,
         device: str | torch.device = "cpu",
         name: str = "ssf",
         intra_period: int | None = None,
+        overfitting: MultiplicativeOverfitting | None = None,
     ):
         if intra_period is not None and (not isinstance(intra_period, int) or intra_period < 1):
             raise ConfigError(f"intra_period must be a positive integer or null, got {intra_period!r}")
+        if overfitting is not None and not getattr(model, "multiplicative_parameters", lambda: [])():
+            raise ConfigError(f"{type(model).__name__} has no multiplicative parameters to overfit")
         self.model = model.to(device).eval()
         self.device, self.name, self.intra_period = torch.device(device), name, intra_period
+        self.overfitting = overfitting
+        self.stride = int(getattr(model, "min_pad_multiple", HYPERPRIOR_STRIDE))
         self.model.update(force=True)
         self.fingerprint = fingerprint(self.model)
+        self.last_encode_info: dict = {}
+        self.last_factors: list[torch.Tensor] = []  # the integers sent, per GOP that carries them
 
     @property
     def settings(self) -> dict:
-        return {"model": type(self.model).__name__, "structure": "low-delay P", "intra_period": self.intra_period}
+        settings = {"model": type(self.model).__name__, "structure": "low-delay P", "intra_period": self.intra_period}
+        for switch in ("attention", "resolution_adaptive", "adaptation_base"):
+            if hasattr(self.model, switch):
+                settings[switch] = getattr(self.model, switch)
+        return settings | (self.overfitting.settings if self.overfitting else {})
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> bytes:
         if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] < 1:
             raise InputError(f"a sequence is (T, 3, H, W) with T >= 1, got {tuple(frames.shape)}")
-        count, _, height, width = frames.shape
+        count = frames.shape[0]
         period = self.intra_period or count
-        out = [write_varint(count), write_varint(period)]
+        out, side_bytes, self.last_factors = [write_varint(count), write_varint(period)], 0, []
         for start in range(0, count, period):
-            gop = frames[start : start + period]
-            strings, _ = self.model.compress([pad_to_multiple(f[None].to(self.device), HYPERPRIOR_STRIDE) for f in gop])
-            for frame_strings in strings:  # intra: [y, z]; inter: {motion: [y, z], residual: [y, z]}
-                streams = frame_strings if isinstance(frame_strings, list) else sum(frame_strings.values(), [])
-                payload = pack(Payload(self.fingerprint, height, width, tuple(s[0] for s in streams)))
+            containers = self._encode_gop(frames[start : start + period].to(self.device))
+            side_bytes += len(unpack(containers[0], 2).side_info)
+            for payload in containers:
                 out += [write_varint(len(payload)), payload]
+        self.last_encode_info = {"side_info_bytes": side_bytes}
         return b"".join(out)
 
+    def _encode_gop(self, originals: torch.Tensor) -> list[bytes]:
+        """The frame containers of one GOP, with overfitted factors where they pay."""
+        frames = [pad_to_multiple(f[None], self.stride) for f in originals]
+        plain = self._code(frames, originals.shape[-2:], b"")
+        if self.overfitting is None:
+            return plain
+        integers = self.overfitting.fit(self.model, frames, originals)
+        if not integers.any():
+            return plain
+        with factors_applied(self.model, integers):
+            adapted = self._code(frames, originals.shape[-2:], encode_factors(integers))
+        if self._cost(adapted, originals) >= self._cost(plain, originals):
+            return plain
+        self.last_factors.append(integers)
+        return adapted
+
+    def _code(self, frames: list[torch.Tensor], size, side_info: bytes) -> list[bytes]:
+        strings, _ = self.model.compress(frames)
+        containers = []
+        for t, frame_strings in enumerate(strings):  # intra: [y, z]; inter: {motion: [y, z], residual: [y, z]}
+            streams = frame_strings if isinstance(frame_strings, list) else sum(frame_strings.values(), [])
+            side = side_info if t == 0 else b""
+            containers.append(pack(Payload(self.fingerprint, *size, tuple(s[0] for s in streams), side)))
+        return containers
+
+    def _cost(self, containers: list[bytes], originals: torch.Tensor) -> float:
+        """Real R + λ·D of a coded GOP: its bytes and its decoded frames."""
+        decoded = self._decode_gop(containers).to(originals.device)
+        bpp = 8 * sum(len(c) for c in containers) / (originals.shape[0] * originals.shape[-2] * originals.shape[-1])
+        return bpp + self.overfitting.distortion_weight * float(mse_255(decoded, originals))
+
     def payload_bytes(self, data: bytes) -> int:
-        """The entropy-coded streams' bytes: the file less its framing, fingerprints and checksums."""
+        """The entropy-coded streams' bytes and side information: the file less its framing, fingerprints
+        and checksums."""
         kinds = frame_types(data)
-        return sum(
-            len(b) for t, f in enumerate(split_gop(data)) for b in unpack(f, 2 if kinds[t] == "I" else 4).streams
-        )
+        payloads = [unpack(f, 2 if kinds[t] == "I" else 4) for t, f in enumerate(split_gop(data))]
+        return sum(sum(map(len, p.streams)) + len(p.side_info) for p in payloads)
 
     def frame_types(self, data: bytes) -> list[str]:
         return frame_types(data)
@@ -157,18 +208,33 @@ class LearnedVideoCodec:
         frames = split_gop(data)
         if not frames:
             raise BitstreamError("sequence stream holds no frame")
-        kinds, decoded = frame_types(data), []
-        for t, kind in enumerate(kinds):
-            if kind == "I":
-                strings, shapes = [], []
-            payload = unpack(frames[t], 2 if kind == "I" else 4)
-            if payload.fingerprint != self.fingerprint:
-                raise BitstreamError(f"frame {t} was written by another model: decode with the encoder's checkpoint")
-            height, width = payload.height, payload.width
-            z = (-(-height // HYPERPRIOR_STRIDE), -(-width // HYPERPRIOR_STRIDE))
-            s = [[b] for b in payload.streams]
-            strings.append(s if kind == "I" else {"motion": s[:2], "residual": s[2:]})
-            shapes.append(z if kind == "I" else {"motion": z, "residual": z})
+        kinds, decoded, gop = frame_types(data), [], []
+        for t in range(len(kinds)):
+            gop.append(frames[t])
             if t + 1 == len(kinds) or kinds[t + 1] == "I":  # the GOP is complete
-                decoded += [crop_to(f, height, width).clamp(0, 1) for f in self.model.decompress(strings, shapes)]
+                decoded.append(self._decode_gop(gop, first=t + 1 - len(gop)))
+                gop = []
         return torch.cat(decoded).cpu()
+
+    def _decode_gop(self, containers: list[bytes], first: int = 0) -> torch.Tensor:
+        strings, shapes = [], []
+        for t, container in enumerate(containers):
+            payload = unpack(container, 2 if t == 0 else 4)
+            if payload.fingerprint != self.fingerprint:
+                raise BitstreamError(
+                    f"frame {first + t} was written by another model: decode with the encoder's checkpoint"
+                )
+            if t == 0:
+                height, width, side_info = payload.height, payload.width, payload.side_info
+            elif payload.side_info or (payload.height, payload.width) != (height, width):
+                raise BitstreamError(f"frame {first + t}: P-frame header disagrees with its GOP's intra frame")
+            z = (-(-height // self.stride), -(-width // self.stride))
+            s = [[b] for b in payload.streams]
+            strings.append(s if t == 0 else {"motion": s[:2], "residual": s[2:]})
+            shapes.append(z if t == 0 else {"motion": z, "residual": z})
+        if not side_info:  # the trained factors
+            out = self.model.decompress(strings, shapes)
+        else:
+            with factors_applied(self.model, decode_factors(self.model, side_info)):
+                out = self.model.decompress(strings, shapes)
+        return torch.cat([crop_to(f, height, width).clamp(0, 1) for f in out])

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import torch
 from compressai.models import CompressionModel
-from compressai.models.video import ScaleSpaceFlow
 
 from codec_networks import LearnedCodec
+from codec_networks.video_codec import is_video_model
 from vcm_metrics import ms_ssim, psnr
 from vcmlab.errors import ConfigError
 
@@ -23,11 +23,11 @@ def require_lossy_codec(codec, video: bool = False) -> None:
             f"this experiment trains a lossy CompressAI codec, but the model is {type(codec).__name__}; "
             "the lossless model trains with experiment=lossless_msp"
         )
-    if video != isinstance(codec, ScaleSpaceFlow):
-        kind = "video codec (e.g. model=ssf)" if video else "image codec"
+    if video != is_video_model(codec):
+        kind = "video codec (model=ssf or video_e2e)" if video else "image codec"
         raise ConfigError(
             f"this experiment trains a lossy {kind}, but the model is {type(codec).__name__}: video codecs train "
-            "with experiment=video_ssf, image codecs with the image experiments"
+            "with experiment=video_ssf or video_e2e, image codecs with the image experiments"
         )
 
 

@@ -11,6 +11,7 @@ from codec_networks.padding import crop_to, pad_to_multiple
 from codec_networks.video_codec import LearnedVideoCodec
 from lightning_modules.codec_module import CodecModule, distortion_loss
 from vcm_metrics import bits_from_likelihoods, psnr
+from vcmlab.checkpoints import load_codec_weights
 from vcmlab.errors import ConfigError
 
 Stage = Literal["intra", "inter", "gop"]
@@ -26,6 +27,10 @@ class VideoCodecModule(CodecModule):
     - gop: the whole clip as a GOP, each P-frame predicted from the previous reconstruction, the
       losses of all frames summed (as the codec will run at test time).
 
+    `intra_checkpoint` (models with an `intra` image codec: video_e2e): a vcm-train image-codec
+    checkpoint (experiment=lic_hyperprior, the same N and M) initialises the intra codec; with
+    `freeze_intra` it stays as trained (then drop the intra stage).
+
     Rate is bits per pixel over the coded frames; distortion and the weights are CodecModule's (the
     loss-weight schedule applies as for images). Validation codes each clip into one real GOP file
     (LearnedVideoCodec) and logs its bpp, PSNR and per-frame PSNR (`val/psnr_frame<t>`).
@@ -33,10 +38,25 @@ class VideoCodecModule(CodecModule):
 
     codes_video = True
 
-    def __init__(self, codec, task=None, *, stages: list[dict] | None = None, **kwargs):
+    def __init__(
+        self,
+        codec,
+        task=None,
+        *,
+        stages: list[dict] | None = None,
+        intra_checkpoint: str | None = None,
+        freeze_intra: bool = False,
+        **kwargs,
+    ):
         if task is not None:
             raise ConfigError("video training has no machine task yet: set task=none")
         super().__init__(codec, None, **kwargs)
+        if (intra_checkpoint or freeze_intra) and not hasattr(codec, "intra"):
+            raise ConfigError(f"module.intra_checkpoint/freeze_intra: {type(codec).__name__} has no intra codec")
+        if intra_checkpoint:
+            load_codec_weights(codec.intra, intra_checkpoint)
+        if freeze_intra:
+            codec.intra.requires_grad_(False)
         self.stages = sorted(
             ({"step": int(s["step"]), "mode": str(s["mode"])} for s in (stages or [{"step": 0, "mode": "gop"}])),
             key=lambda s: s["step"],

@@ -43,8 +43,9 @@ def test_experiment_composes_and_instantiates(experiment, tmp_path):
     assert trainer.max_steps == cfg.trainer.max_steps
 
 
-FAMILIES = {"lossless_msp": "lossless", "video_ssf": "video"}  # experiment -> the models it trains
-MODEL_FAMILIES = {"lossless_msp": "lossless", "ssf": "video"}
+# experiment -> the models it trains
+FAMILIES = {"lossless_msp": "lossless", "video_ssf": "video", "video_e2e": "video"}
+MODEL_FAMILIES = {"lossless_msp": "lossless", "ssf": "video", "video_e2e": "video"}
 
 
 @pytest.mark.parametrize("model", GROUP_OPTIONS["model"])

@@ -19,6 +19,10 @@ FILTER_DATA = [o for o in FILTERS_FAST if not o.startswith("experiment=")]
 MODEL_SIZES = {  # experiments whose models take other arguments than N and M
     "lossless_msp": ["model.hidden=8", "model.components=2", "model.levels=3", "data.crop_size=32"],
     "video_ssf": ["data.crop_size=64", "data.clip_length=2", "data.val_clip_length=2", "data.batch_size=1"],
+    "video_e2e": [
+        *("model.N=16", "model.M=16", "model.intra_N=16", "model.intra_M=16"),
+        *("data.crop_size=64", "data.clip_length=2", "data.val_clip_length=2", "data.batch_size=1"),
+    ],
 }
 
 

@@ -86,6 +86,28 @@ def test_learned_video_checkpoints_code_real_gops_and_refuse_image_checkpoints(t
         run(tmp_path / "bad", "codec=video_checkpoints", f"codec.ckpt_paths=[{image}]")
 
 
+def test_video_e2e_checkpoints_take_the_encoder_side_switches_and_report_the_overfitted_bytes(tmp_path):
+    from codec_networks.adaptive_video import AdaptiveVideoCodec
+
+    torch.manual_seed(0)
+    sizes = {"N": 16, "M": 16, "intra_N": 16, "intra_M": 16}
+    target = {"_target_": "codec_networks.adaptive_video.AdaptiveVideoCodec", **sizes}
+    ckpt = checkpoint(tmp_path / "e2e.ckpt", AdaptiveVideoCodec(**sizes), target)
+    common = ["codec=video_checkpoints", f"codec.ckpt_paths=[{ckpt}]", "data.val_clip_length=3"]
+    (plain,) = run(tmp_path / "plain", *common, "codec.resolution_adaptive=false")
+    assert plain["codec_settings"]["resolution_adaptive"] is False
+    assert "multiplicative_overfitting" not in plain["codec_settings"]
+    with pytest.raises(ConfigError, match="distortion_weight"):  # this checkpoint stores no module.loss
+        run(tmp_path / "no_lambda", *common, "codec.overfitting={steps:2}")
+    (tuned,) = run(tmp_path / "tuned", *common, "codec.overfitting={steps:3,lr:0.02,distortion_weight:0.013}")
+    assert tuned["codec_settings"]["multiplicative_overfitting"]["steps"] == 3
+    (sequence,) = rows(tmp_path / "tuned" / "rate_point_0" / "per_sequence.csv")
+    assert int(sequence["side_info_bytes"]) > 0  # sent: it lowered this untrained model's real R + λD
+    assert int(sequence["payload_bytes"]) > int(sequence["side_info_bytes"])
+    with pytest.raises(ConfigError, match="unknown keys"):
+        run(tmp_path / "typo", *common, "codec.overfitting={steps:2,lr:0.1,distortion_weight:1,step:3}")
+
+
 def test_image_and_video_codecs_refuse_the_other_kind_of_data(tmp_path):
     cfg = compose_config(["data=video_sample", "codec=jpeg"], tmp_path / "a", config_name="eval")
     GlobalHydra.instance().clear()

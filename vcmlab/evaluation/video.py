@@ -24,16 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from compressai.models.video import ScaleSpaceFlow
 from omegaconf import DictConfig, ListConfig
 from tqdm import tqdm
 
-from codec_networks.video_codec import LearnedVideoCodec, VideoCodec
+from codec_networks.video_codec import LearnedVideoCodec, VideoCodec, is_video_model
+from codec_networks.video_overfitting import MultiplicativeOverfitting
 from conventional_codecs.base import settings_of
 from conventional_codecs.container import payload_bytes
 from datamodules.video import VideoClipDataset
 from vcm_metrics import ms_ssim, plane_psnr, psnr, yuv_psnr
-from vcmlab.checkpoints import load_codec
+from vcmlab.checkpoints import load_codec, read_checkpoint, stored_config
 from vcmlab.errors import ConfigError
 from vcmlab.evaluation.outputs import write_csv
 from vcmlab.evaluation.rate_points import build_ladder_codec
@@ -52,6 +52,23 @@ class VideoRatePoint:
     checkpoint: str | None = None
 
 
+def overfitting_of(codec_cfg: DictConfig, checkpoint: dict, path) -> MultiplicativeOverfitting | None:
+    """codec.overfitting {steps, lr, distortion_weight (null: the checkpoint's module.loss one)} or null."""
+    cfg = codec_cfg.get("overfitting")
+    if cfg is None or not cfg.get("steps"):
+        return None
+    unknown = set(cfg) - {"steps", "lr", "distortion_weight"}
+    if unknown:
+        raise ConfigError(f"codec.overfitting: unknown keys {sorted(unknown)} (steps, lr, distortion_weight)")
+    weight = cfg.get("distortion_weight")
+    if weight is None:
+        loss = (stored_config(checkpoint, path).get("module") or {}).get("loss") or {}
+        weight = loss.get("distortion_weight")
+        if not isinstance(weight, (int, float)):
+            raise ConfigError(f"{path}: no stored module.loss.distortion_weight: set it in codec.overfitting")
+    return MultiplicativeOverfitting(int(cfg.steps), float(cfg.get("lr", 5e-3)), float(weight))
+
+
 def build_video_rate_points(codec_cfg: DictConfig, device: str) -> list[VideoRatePoint]:
     """One rate point per checkpoint (`ckpt_paths`) or per ladder value of a conventional video codec."""
     intra_period = codec_cfg.get("intra_period")
@@ -62,10 +79,17 @@ def build_video_rate_points(codec_cfg: DictConfig, device: str) -> list[VideoRat
             raise ConfigError("codec.ckpt_paths is empty: give one video checkpoint per rate point")
 
         def make(path) -> LearnedVideoCodec:
-            model = load_codec(path)
-            if not isinstance(model, ScaleSpaceFlow):
+            checkpoint = read_checkpoint(path)
+            model = load_codec(path, checkpoint)
+            if not is_video_model(model):
                 raise ConfigError(f"{path} holds an image codec: evaluate it on image data with codec=checkpoints")
-            return LearnedVideoCodec(model, device, intra_period=intra_period)
+            if codec_cfg.get("resolution_adaptive") is not None:  # encoder-side: the bitstream does not change
+                if not hasattr(model, "resolution_adaptive"):
+                    raise ConfigError(f"codec.resolution_adaptive: {type(model).__name__} has no such switch")
+                model.resolution_adaptive = bool(codec_cfg.resolution_adaptive)
+            return LearnedVideoCodec(
+                model, device, intra_period=intra_period, overfitting=overfitting_of(codec_cfg, checkpoint, path)
+            )
 
         return [VideoRatePoint(f"rate_point_{i}", make(p), make(p), str(p)) for i, p in enumerate(paths)]
     if not isinstance(codec_cfg.get("ladder"), (list, ListConfig)) or not codec_cfg.ladder:
@@ -144,6 +168,7 @@ def evaluate_video_rate_point(
             "decode_s": decode_s,
             "encode_fps": count / encode_s,
             "decode_fps": count / decode_s,
+            **getattr(point.sender, "last_encode_info", {}),  # bytes of overfitted parameters (method 5)
         }
         if scorer is not None:
             names = [f"{name}/{t:05d}" for t in range(count)]
