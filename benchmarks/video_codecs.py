@@ -39,12 +39,14 @@ def run_eval(out: Path, overrides: list[str]) -> list[dict]:
     return summaries
 
 
-def train_rate_points(root: Path, steps: int, weights, extra: list[str]) -> tuple[list[Path], float]:
+def train_rate_points(
+    root: Path, steps: int, weights, extra: list[str], experiment: str = "video_ssf"
+) -> tuple[list[Path], float]:
     start, paths = time.perf_counter(), []
     for i, weight in enumerate(weights):
         out = root / f"train_{i}"
         overrides = [
-            "experiment=video_ssf",
+            f"experiment={experiment}",
             "logger=none",
             f"module.loss.distortion_weight={weight}",
             f"trainer.max_steps={steps}",
