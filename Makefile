@@ -9,7 +9,7 @@ WEIGHTS := weights/.fetched-stamp
 EXTRAS  ?= test,lint,optuna,slurm,bench,lossless
 ARGS    ?=
 
-.PHONY: install weights train lint format test test-slow bench bench-msp-rd bench-postfilters bench-anchors bench-machines clean
+.PHONY: install weights train lint format test test-slow bench bench-msp-rd bench-postfilters bench-anchors bench-machines bench-video clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench-msp-rd: install
 ## methods 1 and 9: BD-rate / PSNR-gain / update-size tables against HEVC -> bench-results/postfilter_tables.*
 bench-postfilters: install
 	$(PY) -m benchmarks.postfilter_tables --out bench-results/postfilter_tables.json
+
+## method 5: video_e2e with each idea off in turn vs SSF and x265 LDP, fps at 720p -> bench-results/video_e2e.json
+bench-video: install
+	$(PY) -m benchmarks.video_e2e --out bench-results/video_e2e.json
 
 ## the conventional anchors against HEVC (BD-rate on RGB PSNR and PSNR-YUV), settings included -> bench-results/anchor_table.json
 bench-anchors: install

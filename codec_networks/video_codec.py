@@ -21,7 +21,13 @@ from compressai.models.video import ScaleSpaceFlow
 from codec_networks.bitstream import Payload, pack, read_varint, unpack, write_varint
 from codec_networks.entropy_state import fingerprint
 from codec_networks.padding import crop_to, pad_to_multiple
-from codec_networks.video_overfitting import MultiplicativeOverfitting, decode_factors, encode_factors, factors_applied
+from codec_networks.video_overfitting import (
+    MultiplicativeOverfitting,
+    decode_factors,
+    encode_factors,
+    factors_applied,
+    quantise,
+)
 from vcm_metrics import mse_255
 from vcmlab.errors import BitstreamError, ConfigError, InputError
 
@@ -134,7 +140,7 @@ class LearnedVideoCodec:
         self.model.update(force=True)
         self.fingerprint = fingerprint(self.model)
         self.last_encode_info: dict = {}
-        self.last_factors: list[torch.Tensor] = []  # the integers sent, per GOP that carries them
+        self.last_factors: list[tuple[torch.Tensor, int]] = []  # (integers, step exponent) per GOP sending them
 
     @property
     def settings(self) -> dict:
@@ -160,20 +166,25 @@ class LearnedVideoCodec:
         return b"".join(out)
 
     def _encode_gop(self, originals: torch.Tensor) -> list[bytes]:
-        """The frame containers of one GOP, with overfitted factors where they pay."""
+        """The frame containers of one GOP, with overfitted factors if a candidate step pays."""
         frames = [pad_to_multiple(f[None], self.stride) for f in originals]
-        plain = self._code(frames, originals.shape[-2:], b"")
+        best = self._code(frames, originals.shape[-2:], b"")
         if self.overfitting is None:
-            return plain
-        integers = self.overfitting.fit(self.model, frames, originals)
-        if not integers.any():
-            return plain
-        with factors_applied(self.model, integers):
-            adapted = self._code(frames, originals.shape[-2:], encode_factors(integers))
-        if self._cost(adapted, originals) >= self._cost(plain, originals):
-            return plain
-        self.last_factors.append(integers)
-        return adapted
+            return best
+        factors = self.overfitting.fit(self.model, frames, originals)
+        best_cost, sent = self._cost(best, originals), None
+        for exponent in self.overfitting.exponents:
+            integers = quantise(factors, exponent)
+            if not integers.any():
+                continue
+            with factors_applied(self.model, integers, exponent):
+                candidate = self._code(frames, originals.shape[-2:], encode_factors(integers, exponent))
+            cost = self._cost(candidate, originals)
+            if cost < best_cost:
+                best, best_cost, sent = candidate, cost, (integers, exponent)
+        if sent is not None:
+            self.last_factors.append(sent)
+        return best
 
     def _code(self, frames: list[torch.Tensor], size, side_info: bytes) -> list[bytes]:
         strings, _ = self.model.compress(frames)
@@ -235,6 +246,6 @@ class LearnedVideoCodec:
         if not side_info:  # the trained factors
             out = self.model.decompress(strings, shapes)
         else:
-            with factors_applied(self.model, decode_factors(self.model, side_info)):
+            with factors_applied(self.model, *decode_factors(self.model, side_info)):
                 out = self.model.decompress(strings, shapes)
         return torch.cat([crop_to(f, height, width).clamp(0, 1) for f in out])

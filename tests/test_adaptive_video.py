@@ -99,7 +99,9 @@ def test_without_overfitting_the_factors_stay_one_and_cost_no_bits():
 @pytest.fixture(scope="module")
 def overfitted(tmp_path_factory):
     """A sender with overfitting, the file it wrote for a two-GOP clip, and the factors it sent."""
-    sender = LearnedVideoCodec(tiny(), intra_period=2, overfitting=MultiplicativeOverfitting(steps=8, lr=2e-2))
+    sender = LearnedVideoCodec(
+        tiny(), intra_period=2, overfitting=MultiplicativeOverfitting(steps=8, lr=2e-2, exponents=(5, 7))
+    )
     clip = moving_clip(frames=4)
     data = sender.encode(clip)
     return sender, clip, data, tmp_path_factory.mktemp("overfitted")
@@ -112,8 +114,9 @@ def test_the_receiver_decodes_the_senders_quantised_factors_in_another_process(o
     assert sender.payload_bytes(data) >= sum(map(len, sides))
     receiver_model = tiny()
     receiver_model.load_state_dict(sender.model.state_dict())
-    for side, sent in zip(sides, sender.last_factors):
-        assert torch.equal(decode_factors(receiver_model, side), sent)  # exactly what the sender quantised
+    for side, (integers, exponent) in zip(sides, sender.last_factors, strict=True):
+        received, received_exponent = decode_factors(receiver_model, side)
+        assert torch.equal(received, integers) and received_exponent == exponent  # what the sender quantised
     decoded = LearnedVideoCodec(receiver_model).decode(data)
     assert all(bool((p == 1.0).all()) for p in receiver_model.multiplicative_parameters())  # restored after
     (folder / "seq.bin").write_bytes(data)

@@ -53,20 +53,23 @@ class VideoRatePoint:
 
 
 def overfitting_of(codec_cfg: DictConfig, checkpoint: dict, path) -> MultiplicativeOverfitting | None:
-    """codec.overfitting {steps, lr, distortion_weight (null: the checkpoint's module.loss one)} or null."""
+    """codec.overfitting {steps, lr, distortion_weight (null: the checkpoint's module.loss one),
+    exponents (candidate steps 2^-k)} or null."""
     cfg = codec_cfg.get("overfitting")
     if cfg is None or not cfg.get("steps"):
         return None
-    unknown = set(cfg) - {"steps", "lr", "distortion_weight"}
-    if unknown:
-        raise ConfigError(f"codec.overfitting: unknown keys {sorted(unknown)} (steps, lr, distortion_weight)")
+    known = {"steps", "lr", "distortion_weight", "exponents"}
+    if set(cfg) - known:
+        raise ConfigError(f"codec.overfitting: unknown keys {sorted(set(cfg) - known)} (known: {sorted(known)})")
     weight = cfg.get("distortion_weight")
     if weight is None:
         loss = (stored_config(checkpoint, path).get("module") or {}).get("loss") or {}
         weight = loss.get("distortion_weight")
         if not isinstance(weight, (int, float)):
             raise ConfigError(f"{path}: no stored module.loss.distortion_weight: set it in codec.overfitting")
-    return MultiplicativeOverfitting(int(cfg.steps), float(cfg.get("lr", 5e-3)), float(weight))
+    defaults = MultiplicativeOverfitting()
+    exponents = tuple(int(k) for k in cfg.get("exponents") or defaults.exponents)
+    return MultiplicativeOverfitting(int(cfg.steps), float(cfg.get("lr", defaults.lr)), float(weight), exponents)
 
 
 def build_video_rate_points(codec_cfg: DictConfig, device: str) -> list[VideoRatePoint]:
