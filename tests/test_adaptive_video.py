@@ -176,3 +176,25 @@ def test_overfitting_lowers_the_real_rd_cost_of_a_held_out_clip(tmp_path):
         return bpp + LAMBDA * float(mse_255(decoded, clip))
 
     assert real_cost(MultiplicativeOverfitting(steps=15, lr=1e-2, distortion_weight=LAMBDA)) < real_cost(None)
+
+
+def test_the_intra_codec_starts_from_an_image_checkpoint_and_can_stay_frozen(tmp_path):
+    from compressai.models import ScaleHyperprior
+
+    from codec_networks.video_codec import PixelFlowSSF
+    from lightning_modules import VideoCodecModule
+    from vcmlab.errors import CheckpointError
+
+    torch.manual_seed(3)
+    image = ScaleHyperprior(16, 16)
+    path = tmp_path / "lic.ckpt"
+    config = {"model": {"_target_": "compressai.models.ScaleHyperprior", "N": 16, "M": 16}}
+    torch.save({"state_dict": {f"codec.{k}": v for k, v in image.state_dict().items()}, "vcmlab_config": config}, path)
+    module = VideoCodecModule(tiny(), intra_checkpoint=str(path), freeze_intra=True)
+    assert torch.equal(module.codec.intra.g_a[0].weight, image.g_a[0].weight)
+    assert not any(p.requires_grad for p in module.codec.intra.parameters())
+    assert all(p.requires_grad for p in module.codec.residual.g_a.parameters())
+    with pytest.raises(CheckpointError, match="does not fit"):
+        VideoCodecModule(AdaptiveVideoCodec(**(TINY | {"intra_N": 24})), intra_checkpoint=str(path))
+    with pytest.raises(ConfigError, match="no intra codec"):
+        VideoCodecModule(PixelFlowSSF(), intra_checkpoint=str(path))

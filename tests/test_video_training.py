@@ -21,6 +21,7 @@ SMALL = [
     "module.stages=[{step:0,mode:intra},{step:1,mode:inter},{step:2,mode:gop}]",
     "logger=csv",
 ]
+E2E_SMALL = ["experiment=video_e2e", "model.N=16", "model.M=16", "model.intra_N=16", "model.intra_M=16", *SMALL[1:]]
 
 
 @pytest.mark.slow  # ~1 min of CPU; test_experiments_train covers the wiring in the default suite
@@ -55,13 +56,14 @@ def test_bad_stage_schedules_are_refused(tmp_path):
         VideoCodecModule(PixelFlowSSF(), stages=[{"step": 0, "mode": "bidirectional"}])
 
 
-@pytest.mark.slow  # two SSF processes on CPU: minutes
-def test_ddp_sim_and_resume_work_for_video(tmp_path):
+@pytest.mark.slow  # two processes on CPU: minutes
+@pytest.mark.parametrize("small", [SMALL, E2E_SMALL], ids=["ssf", "video_e2e"])
+def test_ddp_sim_and_resume_work_for_video(tmp_path, small):
     first = tmp_path / "ddp"
     metrics = train(
         compose_config(
             [
-                *SMALL,
+                *small,
                 "trainer=ddp_sim",
                 "trainer.max_steps=2",
                 "trainer.val_check_interval=2",
@@ -75,6 +77,6 @@ def test_ddp_sim_and_resume_work_for_video(tmp_path):
     lines = sorted((first / "replica_check").read_text().splitlines())
     assert len(lines) == 2 and lines[0].split()[1] == lines[1].split()[1]
     resumed = tmp_path / "resumed"
-    train(compose_config([*SMALL, f"ckpt_path={first}/checkpoints/last.ckpt"], resumed))
+    train(compose_config([*small, f"ckpt_path={first}/checkpoints/last.ckpt"], resumed))
     GlobalHydra.instance().clear()
     assert read_checkpoint(resumed / "checkpoints" / "last.ckpt")["global_step"] == 3
