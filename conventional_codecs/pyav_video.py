@@ -127,6 +127,17 @@ class PyAVVideoCodec:
         return len(self._split(data)[3])
 
     def _decoded(self, data: bytes) -> tuple[list, int, int]:
+        """(planes and picture type per frame, height, width); the last stream's are kept, since
+        decode, decode_planes and frame_types of one evaluated sequence all need them."""
+        cached = getattr(self, "_last_decoded", None)
+        if cached is not None and cached[0] == data:
+            return cached[1]
+        self._last_decoded = None  # a failed decode must not leave the previous stream's frames
+        result = self._decode_stream(data)
+        self._last_decoded = (bytes(data), result)
+        return result
+
+    def _decode_stream(self, data: bytes) -> tuple[list, int, int]:
         count, height, width, stream = self._split(data)
         try:
             with av.open(io.BytesIO(stream), format=self.stream_format) as container:

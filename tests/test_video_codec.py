@@ -115,6 +115,9 @@ def test_low_delay_anchors_code_one_intra_picture_per_intra_period(codec):
         assert "bframes=0" in anchor.options["x265-params"] and "scenecut=0" in anchor.options["x265-params"]
     with pytest.raises(BitstreamError):
         anchor.decode(data[: len(data) // 2])
+    # the last stream's decode is kept for frame_types/decode_planes; a failed one does not replace it wrongly
+    assert torch.equal(anchor.decode(data), decoded) and anchor.frame_types(data)[4] == "I"
+    assert anchor.frame_types(anchor.encode(frames[:2])) == ["I", "P"]
 
 
 def test_the_model_pickles_for_ddp_spawn(codec):

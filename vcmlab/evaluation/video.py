@@ -40,7 +40,8 @@ from vcmlab.evaluation.rate_points import build_ladder_codec
 from vcmlab.evaluation.runner import round_trip
 from vcmlab.evaluation.task_scores import TaskScorer
 
-SEQUENCE_MEANS = ("bpp", "file_bpp", "container_bytes", "psnr", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim")
+FRAME_MEANS = ("psnr", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim")  # a sequence's: over its frames
+SEQUENCE_MEANS = ("bpp", "file_bpp", "container_bytes", *FRAME_MEANS)  # a rate point's: over sequences
 SECONDS = ("encode_s", "decode_s", "encode_fps", "decode_fps")
 
 
@@ -166,7 +167,7 @@ def evaluate_video_rate_point(
             "container_bytes": len(stored) - payload,
             "bpp": 8 * payload / (count * height * width),
             "file_bpp": 8 * len(stored) / (count * height * width),
-            **{k: float(np.mean([r[k] for r in rows])) for k in SEQUENCE_MEANS[3:]},
+            **{k: float(np.mean([r[k] for r in rows])) for k in FRAME_MEANS},
             "encode_s": encode_s,
             "decode_s": decode_s,
             "encode_fps": count / encode_s,
