@@ -28,8 +28,13 @@ PICTURE_TYPES = {1: "I", 2: "P", 3: "B"}  # FFmpeg's AVPictureType, as PyAV repo
 ENCODERS = {"hevc": ("libx265", "hevc", (0, 51), "medium"), "av1": ("libsvtav1", "obu", (1, 63), 8)}
 
 
-def low_delay_options(codec: str, qp: int, preset, intra_period: int, colour: ColourFormat) -> dict:
+def low_delay_options(
+    codec: str, qp: int, preset, intra_period: int, colour: ColourFormat, intra_qp: int | None = None
+) -> dict:
     if codec == "hevc":
+        # x265 codes I pictures at qp - 6·log2(ipratio), rounded: ipratio 1 for a flat QP, else the
+        # ratio that lands exactly on intra_qp
+        ipratio = 1 if intra_qp is None else 2 ** ((qp - intra_qp) / 6)
         params = [
             f"qp={qp}",
             f"keyint={intra_period}",
@@ -37,7 +42,7 @@ def low_delay_options(codec: str, qp: int, preset, intra_period: int, colour: Co
             "scenecut=0",
             "open-gop=0",
             "bframes=0",
-            "ipratio=1",
+            f"ipratio={ipratio:.9g}",
             "pbratio=1",
             "psy-rd=0",
             "psy-rdoq=0",
@@ -54,7 +59,8 @@ def low_delay_options(codec: str, qp: int, preset, intra_period: int, colour: Co
 
 class PyAVVideoCodec:
     """codec: hevc | av1; qp: HEVC 0-51, SVT-AV1 1-63; intra_period: frames from one intra picture to
-    the next (the learned codec's GOP); colour: ColourFormat settings."""
+    the next (the learned codec's GOP); colour: ColourFormat settings; intra_qp (HEVC): the QP of the
+    intra pictures when it should differ from qp (NN-VVC's regenerated reference), else flat."""
 
     def __init__(
         self,
@@ -63,6 +69,7 @@ class PyAVVideoCodec:
         intra_period: int = 8,
         preset: str | int | None = None,
         colour: dict | None = None,
+        intra_qp: int | None = None,
     ):
         if codec not in ENCODERS:
             raise ConfigError(f"PyAVVideoCodec codec must be one of {sorted(ENCODERS)}, got {codec!r}")
@@ -75,7 +82,10 @@ class PyAVVideoCodec:
         self.colour = ColourFormat(**(colour or {}))
         if self.colour.chroma != "420":
             raise ConfigError("the video anchors code 4:2:0: set colour.chroma=420")
-        self.options = low_delay_options(codec, self.qp, self.preset, self.intra_period, self.colour)
+        if intra_qp is not None and (codec != "hevc" or not 0 <= intra_qp <= self.qp):
+            raise ConfigError(f"intra_qp is for hevc, between 0 and qp={self.qp}; got {intra_qp!r} for {codec}")
+        self.intra_qp = intra_qp
+        self.options = low_delay_options(codec, self.qp, self.preset, self.intra_period, self.colour, intra_qp)
         self.name = f"{codec}_ldp_ip{self.intra_period}_qp{self.qp}"
 
     @property
@@ -84,6 +94,7 @@ class PyAVVideoCodec:
             "encoder": self.encoder,
             "structure": "low-delay P",
             "qp": self.qp,
+            "intra_qp": self.qp if self.intra_qp is None else self.intra_qp,
             "intra_period": self.intra_period,
             "preset": self.preset,
             "options": self.options,
