@@ -1,0 +1,112 @@
+"""NN-VVC (method 3, codec_networks/nnvvc.py): the bits counted are the bytes the receiver gets, which
+decodes them alone in another process; identity adapters give x265's own coding of the sequence from
+the learned reconstruction; another reference and damaged files are refused."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from compressai.models import ScaleHyperprior
+
+from codec_networks import LearnedCodec
+from codec_networks.adapters import Adapter, PReLUResidualBlock
+from codec_networks.nnvvc import NNVVCCodec
+from conventional_codecs.pyav_video import PyAVVideoCodec
+from conventional_codecs.seeded_reference import SeededReferenceCodec
+from vcmlab.errors import BitstreamError
+
+QP = 32
+
+
+@pytest.fixture(scope="module")
+def clip() -> torch.Tensor:
+    y, x = torch.meshgrid(torch.arange(64), torch.arange(96), indexing="ij")
+    return torch.stack(
+        [
+            torch.stack([0.5 + 0.3 * torch.sin((x + 3 * t) / 6.0), 0.5 + 0.2 * torch.cos(y / 5.0), 0.4 + 0 * x])
+            for t in range(5)
+        ]
+    ).float()
+
+
+def lic() -> ScaleHyperprior:
+    torch.manual_seed(0)
+    return ScaleHyperprior(16, 16)
+
+
+def adapter(seed: int, conditioned: bool = False) -> Adapter:
+    torch.manual_seed(seed)
+    net = Adapter(8, 1, conditioned=conditioned)
+    with torch.no_grad():
+        net.out.weight.normal_(0, 0.01)  # not the identity
+    return net
+
+
+def nnvvc(model, iha=None, ima=None) -> NNVVCCodec:
+    return NNVVCCodec(LearnedCodec(model), SeededReferenceCodec(QP, preset="ultrafast"), iha, ima, intra_period=3)
+
+
+def test_the_adapter_is_the_papers_autoencoder_and_starts_as_the_identity(clip):
+    net = Adapter()
+    assert [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)] == [64] * 3
+    assert sum(isinstance(m, PReLUResidualBlock) for m in net.modules()) == 3 * 3 + 2 * 3  # 3 per level
+    assert [m.kernel_size for m in net.lateral] == [(1, 1)] * 2
+    assert torch.equal(net(clip[:2]), clip[:2])  # global residual, correction zero at start
+    conditioned = adapter(1, conditioned=True)
+    assert not torch.equal(conditioned(clip[:1], 22), conditioned(clip[:1], 42))  # the QP plane is seen
+    with pytest.raises(ValueError, match="needs the QP"):
+        conditioned(clip[:1])
+
+
+def test_the_receiver_decodes_the_counted_bytes_alone_in_another_process(clip, tmp_path):
+    sender = nnvvc(lic(), adapter(1, True), adapter(2))
+    data = sender.encode(clip)
+    sizes = sender.frame_sizes(data)
+    assert sender.frame_types(data) == ["I", "P", "P", "I", "P"] and sum(sizes) + 2 == len(data)
+    assert 0 < sender.payload_bytes(data) < len(data)
+    decoded = sender.decode(data)
+    (tmp_path / "seq.bin").write_bytes(data)
+    torch.save(
+        {"lic": sender.intra.model.state_dict(), "iha": sender.iha.state_dict(), "ima": sender.ima.state_dict()},
+        tmp_path / "nets.pt",
+    )
+    torch.save(decoded, tmp_path / "decoded.pt")
+    script = f"""
+import torch
+from compressai.models import ScaleHyperprior
+from codec_networks import LearnedCodec
+from codec_networks.adapters import Adapter
+from codec_networks.nnvvc import NNVVCCodec
+from conventional_codecs.seeded_reference import SeededReferenceCodec
+nets = torch.load({str(tmp_path / "nets.pt")!r}, weights_only=True)
+model, iha, ima = ScaleHyperprior(16, 16), Adapter(8, 1, conditioned=True), Adapter(8, 1)
+model.load_state_dict(nets["lic"]); iha.load_state_dict(nets["iha"]); ima.load_state_dict(nets["ima"])
+receiver = NNVVCCodec(LearnedCodec(model), SeededReferenceCodec({QP}, preset="ultrafast"), iha, ima, intra_period=3)
+decoded = receiver.decode(open({str(tmp_path / "seq.bin")!r}, "rb").read())
+assert torch.equal(decoded, torch.load({str(tmp_path / "decoded.pt")!r}, weights_only=True)), "differs"
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_identity_adapters_give_x265_alone_coding_the_gop_from_the_learned_reconstruction(clip):
+    codec = nnvvc(lic())
+    decoded = codec.decode(codec.encode(clip))
+    alone = PyAVVideoCodec("hevc", QP, 10_000, "ultrafast", intra_qp=0)
+    for start in (0, 3):
+        gop = clip[start : start + 3]
+        learned = codec.intra.decode(codec.intra.encode(gop[0]))
+        expected = alone.decode(alone.encode(torch.cat([learned[None], gop[1:]])))
+        assert torch.equal(decoded[start], learned) and torch.equal(decoded[start + 1 : start + len(gop)], expected[1:])
+
+
+def test_another_reference_and_damaged_files_are_refused(clip):
+    sender = nnvvc(lic(), adapter(1))
+    data = sender.encode(clip)
+    with pytest.raises(BitstreamError, match="regenerated reference differs"):
+        nnvvc(lic(), adapter(5)).decode(data)  # a receiver with another IHA
+    with pytest.raises(BitstreamError):
+        sender.decode(data[:-3])
+    with pytest.raises(BitstreamError, match="checksum"):
+        sender.decode(data[:-10] + bytes([data[-10] ^ 0x40]) + data[-9:])
