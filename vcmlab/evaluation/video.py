@@ -1,4 +1,4 @@
-"""vcm-eval on video (`data=video_*` with `codec=hevc_ldp|av1_ldp|video_checkpoints`): every sequence
+"""vcm-eval on video (`data=video_*` with `codec=hevc_ldp|av1_ldp|video_checkpoints|nnvvc`): every sequence
 coded into one real file per rate point (an intra frame every `codec.intra_period` frames, low-delay P
 between them, the same structure for learned and conventional codecs), decoded back by a separate
 receiver and measured per frame and per sequence.
@@ -35,6 +35,7 @@ from datamodules.video import VideoClipDataset
 from vcm_metrics import ms_ssim, plane_psnr, psnr, yuv_psnr
 from vcmlab.checkpoints import load_codec, read_checkpoint, stored_config
 from vcmlab.errors import ConfigError
+from vcmlab.evaluation.nnvvc_points import build_nnvvc_rate_points
 from vcmlab.evaluation.outputs import write_csv
 from vcmlab.evaluation.rate_points import build_ladder_codec
 from vcmlab.evaluation.runner import round_trip
@@ -76,6 +77,8 @@ def overfitting_of(codec_cfg: DictConfig, checkpoint: dict, path) -> Multiplicat
 def build_video_rate_points(codec_cfg: DictConfig, device: str) -> list[VideoRatePoint]:
     """One rate point per checkpoint (`ckpt_paths`) or per ladder value of a conventional video codec."""
     intra_period = codec_cfg.get("intra_period")
+    if codec_cfg.get("lic_ckpt_paths") is not None:
+        return build_nnvvc_rate_points(codec_cfg, device, VideoRatePoint)
     if codec_cfg.get("ckpt_paths") is not None:
         paths = codec_cfg.ckpt_paths
         paths = list(paths) if isinstance(paths, (list, ListConfig)) else [paths]
