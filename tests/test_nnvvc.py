@@ -161,3 +161,35 @@ def test_vcm_eval_runs_nnvvc_on_video_with_adapters_from_checkpoints(tmp_path):
     assert sum(int(r["bytes"]) for r in frames) + 2 == stream.stat().st_size
     with pytest.raises(CheckpointError, match="not an adapter checkpoint"):
         run(tmp_path / "bad", f"codec.lic_ckpt_paths=[{lic_path}]", f"codec.ima_checkpoint={lic_path}")
+
+
+def test_the_iha_trains_on_a_frozen_learned_codec_and_loads_back_as_an_adapter(tmp_path):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from vcmlab.checkpoints import load_adapter, read_checkpoint
+    from vcmlab.compose import compose_config
+    from vcmlab.train import train
+
+    lic_path = tmp_path / "lic.ckpt"
+    config = {"_target_": "compressai.models.ScaleHyperprior", "N": 16, "M": 16}
+    lic_state = {f"codec.{k}": v for k, v in lic().state_dict().items()}
+    torch.save({"state_dict": lic_state, "vcmlab_config": {"model": config}}, lic_path)
+    overrides = ["experiment=nnvvc_iha", "logger=none", "model.N=16", "model.M=16", "data.crop_size=64"]
+    overrides += [
+        "data.batch_size=2",
+        "module.adapter.channels=8",
+        "module.adapter.blocks=1",
+        f"module.lic_checkpoint={lic_path}",
+    ]
+    metrics = train(
+        compose_config([*overrides, "trainer.max_steps=4", "trainer.val_check_interval=4"], tmp_path / "run")
+    )
+    GlobalHydra.instance().clear()
+    assert {"val/psnr_lic", "val/psnr_iha", "val/psnr_gain"} <= set(metrics)
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    state = read_checkpoint(checkpoint)["state_dict"]
+    assert all(
+        torch.equal(state[k], v) for k, v in lic_state.items() if "_cdf" not in k and "_offset" not in k
+    )  # frozen
+    iha = load_adapter(checkpoint)
+    assert iha.conditioned and iha.out.weight.abs().sum() > 0  # trained away from the identity
