@@ -1,6 +1,6 @@
 """LightningModules: training procedures of the methods."""
 
-from lightning_modules.adapter_training import IntraAdapterModule
+from lightning_modules.adapter_training import InterAdapterModule, IntraAdapterModule
 from lightning_modules.adversarial_finetune import AdversarialDecoderModule
 from lightning_modules.codec_module import CodecModule
 from lightning_modules.competitive_filters import CompetitiveFiltersModule
@@ -13,6 +13,7 @@ __all__ = [
     "AdversarialDecoderModule",
     "CodecModule",
     "CompetitiveFiltersModule",
+    "InterAdapterModule",
     "IntraAdapterModule",
     "LosslessModule",
     "LossWeightSchedule",

@@ -1,8 +1,11 @@
-"""Training NN-VVC's intra human adapter (method 3): the IHA refines a frozen learned codec's
-reconstruction into the picture x265 will predict the inter frames from, so it trains on fidelity to
-the original (MSE on 0..255). Its input is exactly what the receiver decodes: the synthesis of the
-rounded latent (the entropy models in eval mode, as deployed). A conditioned adapter sees the x265
-QP of the inter frames, drawn per image from `qps`.
+"""Training NN-VVC's adapters (method 3).
+
+The intra human adapter (IHA) refines a frozen learned codec's reconstruction into the picture x265
+will predict the inter frames from, so it trains on fidelity to the original (MSE on 0..255). Its
+input is exactly what the receiver decodes: the synthesis of the rounded latent (the entropy models
+in eval mode, as deployed). A conditioned adapter sees the x265 QP of the inter frames, drawn per
+image from `qps`. The inter machine adapter (IMA) post-filters the decoded inter frames for the task
+network (`InterAdapterModule`, on datamodules/inter_frames.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from torch import nn
 
 from codec_networks.latents import decoder_latent
 from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
-from lightning_modules.checkpointing import CodecCheckpointing
+from lightning_modules.checkpointing import CodecCheckpointing, RunConfigCheckpointing
 from lightning_modules.real_bitstreams import require_lossy_codec
 from vcm_metrics import mse_255, psnr
 from vcmlab.checkpoints import load_codec_weights
@@ -93,3 +96,61 @@ class IntraAdapterModule(CodecCheckpointing, pl.LightningModule):
         metrics["psnr_gain"] = metrics["psnr_iha"] - metrics["psnr_lic"]
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=n, sync_dist=True)
         return {"x": x, "x_hat": adapted, "bpp": x.new_zeros(())}
+
+
+class InterAdapterModule(RunConfigCheckpointing, pl.LightningModule):
+    """NN-VVC's inter machine adapter: post-filters the inter frames NN-VVC decodes (batches of
+    datamodules.inter_frames: image, decoded, qp) for the frozen task network,
+    L = w_t·L_task(T(IMA(decoded)), T(original)) + w_d·MSE (0..255)."""
+
+    def __init__(
+        self,
+        task=None,
+        *,
+        adapter: nn.Module,
+        task_weight: float = 1.0,
+        mse_weight: float = 0.0,
+        optimizer: partial | None = None,
+    ):
+        super().__init__()
+        if task_weight > 0 and task is None:
+            raise ConfigError("module.task_weight > 0 needs a task network (task=...): the IMA is the machine adapter")
+        if task_weight <= 0 and mse_weight <= 0:
+            raise ConfigError("module.task_weight and mse_weight are both 0: the IMA would learn nothing")
+        self.task, self.adapter = task, adapter
+        self.weights = {"task": task_weight, "mse": mse_weight}
+        self.make_optimizer = optimizer or partial(torch.optim.Adam, lr=1e-4)
+
+    def configure_optimizers(self):
+        return self.make_optimizer(self.adapter.parameters())
+
+    def adapt(self, decoded: torch.Tensor, qp: torch.Tensor) -> torch.Tensor:
+        return self.adapter(decoded, qp) if getattr(self.adapter, "conditioned", False) else self.adapter(decoded)
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        x, decoded = batch["image"], batch["decoded"]
+        adapted = self.adapt(decoded, batch["qp"].to(x.dtype))
+        zero = x.new_zeros(())
+        terms = {
+            "task_loss": self.task.task_loss(adapted.clamp(0, 1), x) if self.task is not None else zero,
+            "task_loss_decoded": self.task.task_loss(decoded, x).detach() if self.task is not None else zero,
+            "mse": mse_255(adapted, x),
+        }
+        terms["loss"] = self.weights["task"] * terms["task_loss"] + self.weights["mse"] * terms["mse"]
+        return terms | {"adapted": adapted.detach().clamp(0, 1)}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.losses(batch)
+        n = batch["image"].shape[0]
+        self.log_dict(
+            {f"train/{k}": terms[k].detach() for k in ("loss", "task_loss", "mse")}, batch_size=n, sync_dist=True
+        )
+        return terms["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        x, n = batch["image"], batch["image"].shape[0]
+        terms = self.losses(batch)
+        metrics = {k: terms[k] for k in ("loss", "task_loss", "task_loss_decoded", "mse")}
+        metrics |= {"psnr_decoded": psnr(batch["decoded"], x).mean(), "psnr_ima": psnr(terms["adapted"], x).mean()}
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=n, sync_dist=True)
+        return {"x": x, "x_hat": terms["adapted"], "bpp": x.new_zeros(())}

