@@ -65,9 +65,11 @@ bench-msp-rd: install
 bench-postfilters: install
 	$(PY) -m benchmarks.postfilter_tables --out bench-results/postfilter_tables.json
 
-## method 5: video_e2e with each idea off in turn vs SSF and x265 LDP, fps at 720p -> bench-results/video_e2e.json
+## methods 5 and 3: video_e2e with each idea off in turn vs SSF and x265 LDP, fps at 720p; NN-VVC with each
+## adapter off vs x265 LDP (top-1 agreement and PSNR) -> bench-results/video_e2e.json, nnvvc.json
 bench-video: install
 	$(PY) -m benchmarks.video_e2e --out bench-results/video_e2e.json
+	$(PY) -m benchmarks.nnvvc --out bench-results/nnvvc.json
 
 ## the conventional anchors against HEVC (BD-rate on RGB PSNR and PSNR-YUV), settings included -> bench-results/anchor_table.json
 bench-anchors: install
