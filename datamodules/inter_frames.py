@@ -122,6 +122,7 @@ class InterFrameDataset(Dataset):
 
 class InterFramesDataModule(ImageDataModule):
     stacked = ("image", "decoded", "qp")
+
     def __init__(
         self,
         videos,  # a video datamodule (datamodules.SampleVideoDataModule, VideoFolderDataModule): the sequences
