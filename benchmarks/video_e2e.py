@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.video_codecs import GOP, RATE_WEIGHTS, run_eval, train_rate_points
-from datamodules.video import sample_video_paths
+from benchmarks.video_codecs import GOP, RATE_WEIGHTS, clip_720p, run_eval, train_rate_points
 from vcm_metrics import BDRateError, bd_rate
 
 TRAINED = {  # checkpoint set -> (experiment, more vcm-train overrides)
@@ -53,15 +52,6 @@ def bd(anchor: list[dict], test: list[dict]) -> float | None:
 
 def fmt(value: float | None) -> str:
     return "n/a (curves do not overlap)" if value is None else f"{value:+.1f}%"
-
-
-def clip_720p(root: Path) -> Path:
-    clip = root / "clip_720p"
-    clip.mkdir(parents=True, exist_ok=True)
-    link = clip / "bigbuckbunny.mp4"
-    if not link.exists():
-        link.symlink_to(sample_video_paths(("bigbuckbunny.mp4",))[0])
-    return clip
 
 
 def main() -> None:
