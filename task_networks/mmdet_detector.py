@@ -1,11 +1,23 @@
-"""An mmdetection model behind the TaskNetwork interface (optional: mmdet needs mmcv's compiled ops).
+"""An mmdetection detector behind the TaskNetwork interface (optional: `make install-mmdet`).
 
-Imported only when configured (task=mmdet). Feature-fidelity loss uses mmdet's extract_feat; the
-detector's own losses go through mmdet's loss() with DetDataSample targets.
+Built from mmdet's own config files (they ship inside the mmdet wheel, `mmdet/.mim/configs/`), weights
+from a local mmdet checkpoint. Imported only when configured (task=mmdet_*).
+
+- predict(): mmdet's own inference (`inference_detector`: its test pipeline, resize and rescale), on the
+  image as the 8-bit BGR array mmdet's pipeline loads; boxes come back in the image's pixels and labels
+  in the data set's ids (mmdet numbers its classes 0..C-1 and the data sets index the class list that
+  `classes` names, "coco" = torchvision's 91-entry list, which datamodules/openimages.py uses).
+- task_loss(): the detector's own losses (`model.loss`) against ground truth, or the MSE between its
+  backbone+neck features on x_hat and on x ('features'); both through mmdet's data preprocessor (BGR
+  order, mean/std, padding), on the images at the resolution the batch has. Gradients reach x_hat.
 """
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -13,77 +25,167 @@ from task_networks.base import TaskNetwork
 from task_networks.weights import load_weights
 
 INSTALL_HINT = (
-    "task=mmdet needs mmdet 3.x and mmcv 2.0/2.1 WITH compiled ops: pip install 'vcmlab[mmdet]' on a machine "
-    "where an mmcv build matches your torch/CUDA (mmcv-lite is not enough). The torchvision task networks "
-    "(task=faster_rcnn, task=mask_rcnn) need nothing extra."
+    "task=mmdet_* needs mmdet 3.3 with mmcv 2.1 built with its compiled ops: run `make install-mmdet` "
+    "(it builds mmcv against this venv's torch once, about 5 minutes on 2 cores; mmcv-lite is not enough). "
+    "The torchvision task networks (task=faster_rcnn, task=mask_rcnn) need nothing extra."
 )
+LOSS_MODES = ("auto", "detector", "features")
 
 
 def _import_mmdet():
     try:
-        from mmdet.apis import init_detector
+        import mmcv.ops  # noqa: F401  (fails here, clearly, when mmcv lacks its compiled ops)
+        from mmdet.apis import inference_detector, init_detector
         from mmdet.structures import DetDataSample
+        from mmdet.structures.mask import BitmapMasks
+        from mmdet.utils import get_test_pipeline_cfg
+        from mmengine.dataset import Compose
         from mmengine.structures import InstanceData
     except ImportError as err:
         raise ImportError(f"{INSTALL_HINT} (import failed: {err})") from None
-    return init_detector, DetDataSample, InstanceData
+    return init_detector, inference_detector, get_test_pipeline_cfg, Compose, DetDataSample, InstanceData, BitmapMasks
+
+
+def config_path(config: str) -> Path:
+    """A config file: a path, or one relative to the configs shipped in the mmdet wheel."""
+    import mmdet
+
+    for path in (Path(config), Path(mmdet.__file__).parent / ".mim" / "configs" / config):
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"mmdet config {config!r} not found, neither as a path nor under mmdet's own configs "
+        f"({Path(mmdet.__file__).parent / '.mim' / 'configs'}), e.g. faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"
+    )
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace(" ", "_")
+
+
+def dataset_class_names(classes: str | list[str]) -> list[str]:
+    """The class list the data set's label ids index (0 = background), as datamodules/openimages.py."""
+    if classes == "coco":
+        from datamodules.openimages import coco_category_names
+
+        return coco_category_names()
+    return ["__background__", *classes]
 
 
 class MMDetDetector(TaskNetwork):
-    def __init__(self, config: str, checkpoint: str | None = None, loss: str = "features"):
+    def __init__(
+        self,
+        config: str,
+        checkpoint: str | None = None,
+        loss: str = "auto",
+        classes: str | list[str] = "coco",
+        cfg_options: dict | None = None,
+    ):
         super().__init__()
-        init_detector, self._DetDataSample, self._InstanceData = _import_mmdet()
-        self.model = init_detector(config, checkpoint=None, device="cpu")
-        load_weights(self.model, checkpoint, f"mmdet model {config}")
+        if loss not in LOSS_MODES:
+            raise ValueError(f"task loss must be one of {LOSS_MODES}, got {loss!r}")
+        init_detector, self._inference, test_pipeline, compose, *structures = _import_mmdet()
+        self._DetDataSample, self._InstanceData, self._BitmapMasks = structures
+        # init_detector drops the backbone's init_cfg (no ImageNet download) and keeps the config for
+        # inference_detector's test pipeline; the weights come through the project's safe loader
+        self.model = init_detector(str(config_path(config)), checkpoint=None, device="cpu", cfg_options=cfg_options)
+        stored = load_weights(self.model, checkpoint, f"mmdet model {config}")
+        meta = stored.get("meta")
+        if isinstance(meta, dict) and isinstance(meta.get("dataset_meta"), dict) and "classes" in meta["dataset_meta"]:
+            self.model.dataset_meta = {"classes": tuple(meta["dataset_meta"]["classes"])}  # what it was trained on
+        # the config's test pipeline, loading arrays; built here because inference_detector, left to build
+        # it, writes the array loader into the model's own (shallow-copied) config
+        pipeline = copy.deepcopy(test_pipeline(self.model.cfg))
+        pipeline[0].type = "mmdet.LoadImageFromNDArray"
+        self._pipeline = compose(pipeline)
         self.loss_mode = loss
+        self.with_masks = bool(getattr(self.model, "with_mask", False))
+        self._build_label_map(self.model.dataset_meta["classes"], dataset_class_names(classes))
         self.freeze()
 
-    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.model.data_preprocessor  # mean/std are in 0..255 and in the model's channel order
-        x = x * 255.0
-        if getattr(pre, "_channel_conversion", False):
-            x = x.flip(1)
-        return (x - pre.mean) / pre.std
+    def _build_label_map(self, detector_names, dataset_names) -> None:
+        ids = {_normalize(n): i for i, n in enumerate(dataset_names) if n not in ("__background__", "N/A")}
+        missing = [n for n in detector_names if _normalize(n) not in ids]
+        if missing:
+            raise ValueError(
+                f"the detector's classes {missing[:5]} ({len(missing)} in all) are not in the data set's class "
+                "list; set task.classes to the list the data set uses"
+            )
+        self.detector_classes = list(detector_names)
+        self.to_dataset = torch.tensor([ids[_normalize(n)] for n in detector_names])  # mmdet index -> data set id
+        self.to_detector = {int(d): i for i, d in enumerate(self.to_dataset)}
 
-    def feature_loss(self, x_hat, x):
+    def _preprocess(self, images: torch.Tensor, samples: list | None = None) -> dict:
+        """mmdet's own data preprocessor on [0,1] RGB images: 0..255, BGR if the model wants it, mean/std,
+        padding to its size divisor; differentiable."""
+        if samples is None:
+            samples = [self._DetDataSample(metainfo={"img_shape": tuple(i.shape[-2:])}) for i in images]
+        for image, sample in zip(images, samples):
+            shape = tuple(image.shape[-2:])
+            sample.set_metainfo({"img_shape": shape, "ori_shape": shape, "scale_factor": (1.0, 1.0)})
+        # the preprocessor reads the colour order as loaded by mmcv (BGR) and flips it when bgr_to_rgb
+        inputs = [image.flip(0) * 255.0 for image in images]
+        return self.model.data_preprocessor({"inputs": inputs, "data_samples": samples}, False)
+
+    def feature_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            reference = self.model.extract_feat(self._normalize(x))
-        decoded = self.model.extract_feat(self._normalize(x_hat))
+            reference = self.model.extract_feat(self._preprocess(x)["inputs"])
+        decoded = self.model.extract_feat(self._preprocess(x_hat)["inputs"])
         return torch.stack([F.mse_loss(a, b) for a, b in zip(decoded, reference)]).mean()
 
-    def _samples(self, x_hat, targets):
+    def _samples(self, targets: list[dict], device: torch.device) -> list:
         samples = []
-        for image, t in zip(x_hat, targets):
-            sample = self._DetDataSample(
-                metainfo={"img_shape": tuple(image.shape[-2:]), "pad_shape": tuple(image.shape[-2:])}
+        for t in targets:
+            labels = t["labels"].tolist()
+            unknown = sorted({int(label) for label in labels} - set(self.to_detector))
+            if unknown:
+                raise ValueError(f"ground-truth labels {unknown} are not among the detector's classes")
+            instances = self._InstanceData(
+                bboxes=t["boxes"].float().to(device),
+                labels=torch.tensor(
+                    [self.to_detector[int(label)] for label in labels], dtype=torch.long, device=device
+                ),
             )
-            # mmdet's COCO-style models number classes from 0 without a background slot
-            sample.gt_instances = self._InstanceData(
-                bboxes=t["boxes"].to(image.device), labels=t["labels"].to(image.device) - 1
-            )
+            if self.with_masks:
+                if "masks" not in t:
+                    raise ValueError(
+                        "Mask R-CNN's own loss needs instance masks in the targets; use task.loss=features"
+                    )
+                masks = t["masks"].cpu().numpy().astype(np.uint8)
+                instances.masks = self._BitmapMasks(masks, *masks.shape[-2:])
+            sample = self._DetDataSample()
+            sample.gt_instances = instances
             samples.append(sample)
         return samples
 
-    def task_loss(self, x_hat, x, targets=None):
-        if self.loss_mode == "features" or targets is None:
-            return self.feature_loss(x_hat, x)
-        losses = self.model.loss(self._normalize(x_hat), self._samples(x_hat, targets))
+    def detector_loss(self, x_hat: torch.Tensor, targets: list[dict]) -> torch.Tensor:
+        data = self._preprocess(x_hat, self._samples(targets, x_hat.device))
+        losses = self.model.loss(data["inputs"], data["data_samples"])
         return sum(v.sum() if torch.is_tensor(v) else sum(v) for k, v in losses.items() if "loss" in k)
 
+    def task_loss(self, x_hat, x, targets=None):
+        use_detector = self.loss_mode == "detector" or (self.loss_mode == "auto" and targets is not None)
+        if use_detector:
+            if targets is None:
+                raise ValueError("task.loss=detector needs ground-truth boxes in the batch; this datamodule has none")
+            return self.detector_loss(x_hat, targets)
+        return self.feature_loss(x_hat, x)
+
     @torch.no_grad()
-    def predict(self, images):
-        metas = [
-            self._DetDataSample(
-                metainfo={
-                    "img_shape": tuple(i.shape[-2:]),
-                    "ori_shape": tuple(i.shape[-2:]),
-                    "scale_factor": (1.0, 1.0),
-                }
-            )
+    def predict(self, images: torch.Tensor) -> list[dict]:
+        arrays = [
+            np.ascontiguousarray((i.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).flip(-1).cpu().numpy())
             for i in images
         ]
-        results = self.model.predict(self._normalize(images), metas)
-        return [
-            {"boxes": r.pred_instances.bboxes, "labels": r.pred_instances.labels + 1, "scores": r.pred_instances.scores}
-            for r in results
-        ]
+        out = []
+        for result in self._inference(self.model, arrays, test_pipeline=self._pipeline):
+            pred = result.pred_instances
+            detection = {
+                "boxes": pred.bboxes,
+                "labels": self.to_dataset.to(pred.labels.device)[pred.labels],
+                "scores": pred.scores,
+            }
+            if "masks" in pred:
+                detection["masks"] = pred.masks
+            out.append(detection)
+        return out

@@ -15,8 +15,9 @@ from vcmlab.errors import CheckpointError
 log = logging.getLogger(__name__)
 
 
-def load_weights(module: nn.Module, checkpoint: str | None, what: str) -> None:
-    """Load a state dict (plain, or under 'state_dict'/'model') into `module`; warn loudly without one."""
+def load_weights(module: nn.Module, checkpoint: str | None, what: str) -> dict:
+    """Load a state dict (plain, or under 'state_dict'/'model') into `module`; warn loudly without one.
+    Returns what the file holds (e.g. mmdet's `meta`), {} without a checkpoint."""
     if checkpoint is None:
         message = (
             f"{what} is RANDOMLY INITIALISED: no checkpoint was given. Task losses and mAP are meaningless "
@@ -24,14 +25,15 @@ def load_weights(module: nn.Module, checkpoint: str | None, what: str) -> None:
         )
         warnings.warn(message, stacklevel=2)
         log.warning(message)
-        return
+        return {}
     path = Path(checkpoint)
     if path.name in WEIGHT_FILES:  # a shipped file: present and matching its sha256, or say how to fetch it
         require(path)
-    state = safe_load(path, f"{what} checkpoint")
+    state = content = safe_load(path, f"{what} checkpoint")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds {type(state).__name__}, not a state dict of {what}")
     load_into(module, state, path, what)
+    return content if isinstance(content, dict) else {}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
+from pytorch_lightning import Callback
 
 from codec_networks import LearnedCodec
 from codec_networks.bitstream import unpack
@@ -49,3 +52,26 @@ def decoded_latent_and_image(codec: LearnedCodec, data: bytes) -> tuple[torch.Te
     with torch.no_grad(), OneStream().reading(codec.model, codec._guarded(payload)):
         out = codec.model.decompress(codec._no_strings(), codec.latent_shape(payload.height, payload.width))
     return out["y_hat"], out["x_hat"]
+
+
+class TaskStaysFrozen(Callback):
+    """Fails the run when a task-network tensor changes or the task leaves eval mode during a training
+    step; writes `rank<r>.checked` (the steps it checked) under `out_dir` so a test can see it ran."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = Path(out_dir)
+
+    def on_fit_start(self, trainer, pl_module):
+        self.before = {k: v.detach().clone() for k, v in pl_module.task.state_dict().items()}
+        self.checked = 0
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        task = pl_module.task
+        assert not task.training and not any(m.training for m in task.modules()), "the task left eval mode"
+        changed = [k for k, v in task.state_dict().items() if not torch.equal(v, self.before[k])]
+        assert not changed, f"task tensors changed in a training step: {changed[:5]}"
+        self.checked += 1
+
+    def on_fit_end(self, trainer, pl_module):
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"rank{trainer.global_rank}.checked").write_text(str(self.checked))
