@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
 
 from task_networks.base import TaskNetwork
 from task_networks.weights import load_weights
@@ -59,6 +60,23 @@ def config_path(config: str) -> Path:
     )
 
 
+def plain_options(options) -> dict | None:
+    """Hydra's cfg_options as mmengine takes them: plain containers, and lists of numbers as tuples
+    (mmdet's configs write sizes such as Resize's scale as tuples, and mmcv refuses lists)."""
+    if options is None:
+        return None
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            items = [plain(v) for v in value]
+            return tuple(items) if all(isinstance(v, (int, float)) for v in items) else items
+        return value
+
+    return plain(OmegaConf.to_container(options) if isinstance(options, DictConfig) else dict(options))
+
+
 def _normalize(name: str) -> str:
     return name.strip().lower().replace(" ", "_")
 
@@ -88,7 +106,9 @@ class MMDetDetector(TaskNetwork):
         self._DetDataSample, self._InstanceData, self._BitmapMasks = structures
         # init_detector drops the backbone's init_cfg (no ImageNet download) and keeps the config for
         # inference_detector's test pipeline; the weights come through the project's safe loader
-        self.model = init_detector(str(config_path(config)), checkpoint=None, device="cpu", cfg_options=cfg_options)
+        self.model = init_detector(
+            str(config_path(config)), checkpoint=None, device="cpu", cfg_options=plain_options(cfg_options)
+        )
         stored = load_weights(self.model, checkpoint, f"mmdet model {config}")
         meta = stored.get("meta")
         if isinstance(meta, dict) and isinstance(meta.get("dataset_meta"), dict) and "classes" in meta["dataset_meta"]:

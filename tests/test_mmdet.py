@@ -184,3 +184,17 @@ def test_vcm_train_icm_e2e_with_the_mmdet_task_leaves_it_unchanged(make_cfg, tmp
     ranks = 2 if trainer == "ddp_sim" else 1
     assert sorted(p.name for p in checks.iterdir()) == [f"rank{r}.checked" for r in range(ranks)]
     assert all(int(p.read_text()) >= 1 for p in checks.iterdir())
+
+
+@pytest.mark.parametrize(
+    "task", ["mmdet_faster_rcnn", "mmdet_mask_rcnn", "mmdet_faster_rcnn_x101", "mmdet_mask_rcnn_x101"]
+)
+def test_every_shipped_task_config_builds_and_detects(make_cfg, photo_file, task):
+    from hydra.utils import instantiate
+
+    small = "{model.test_cfg.rcnn.score_thr:0.0,test_dataloader.dataset.pipeline.1.scale:[320,256]}"
+    cfg = make_cfg(f"task={task}", f"+task.cfg_options={small}", config_name="eval", fast=False)
+    detector = instantiate(cfg.task)
+    prediction = detector.predict(load_rgb(photo_file)[None, :, :160, :200])[0]
+    assert len(prediction["boxes"]) > 0 and prediction["labels"].min() >= 1
+    assert ("masks" in prediction) == task.startswith("mmdet_mask")

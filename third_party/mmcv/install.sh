@@ -11,8 +11,8 @@ URL=https://files.pythonhosted.org/packages/a7/19/f97f0fd4d432113a232e75f965335b
 SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
 
 torch_version=$("$PY" -c "import torch; print(torch.__version__)")
-device=cpu
-[ "${FORCE_CUDA:-0}" = 1 ] && device=cuda
+# mmcv's setup.py builds CUDA ops when torch sees a GPU or FORCE_CUDA=1; the cache says which it built
+device=$("$PY" -c "import os, torch; print('cuda' if torch.cuda.is_available() or os.getenv('FORCE_CUDA') == '1' else 'cpu')")
 WHEELS="$CACHE/torch-$torch_version-$device"  # the wheel links this torch's libraries
 
 # mmdet's requirements, and mmengine's with the headless OpenCV in place of opencv-python (which needs
