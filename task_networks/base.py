@@ -33,3 +33,25 @@ class TaskNetwork(nn.Module):
         """Per image: detections, dicts with boxes (K,4) xyxy pixels, labels (K,), scores (K,) [, masks];
         or, for a classifier, the top classes best first: labels (k,), scores (k,)."""
         raise NotImplementedError
+
+
+class DetectorTaskNetwork(TaskNetwork):
+    """A detector whose task loss is its own losses against ground truth (`loss_mode` 'detector'), the
+    MSE between its features on x_hat and on x ('features', needs no labels), or 'auto': detector losses
+    when the batch carries targets, features otherwise."""
+
+    loss_mode = "auto"
+
+    def detector_loss(self, x_hat: torch.Tensor, targets: list[dict]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def feature_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def task_loss(self, x_hat, x, targets=None):
+        use_detector = self.loss_mode == "detector" or (self.loss_mode == "auto" and targets is not None)
+        if use_detector:
+            if targets is None:
+                raise ValueError("task.loss=detector needs ground-truth boxes in the batch; this datamodule has none")
+            return self.detector_loss(x_hat, targets)
+        return self.feature_loss(x_hat, x)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from task_networks.base import TaskNetwork
+from task_networks.base import DetectorTaskNetwork
 from task_networks.weights import load_weights
 
 INSTALL_HINT = (
@@ -90,7 +90,7 @@ def dataset_class_names(classes: str | list[str]) -> list[str]:
     return ["__background__", *classes]
 
 
-class MMDetDetector(TaskNetwork):
+class MMDetDetector(DetectorTaskNetwork):
     def __init__(
         self,
         config: str,
@@ -182,14 +182,6 @@ class MMDetDetector(TaskNetwork):
         data = self._preprocess(x_hat, self._samples(targets, x_hat.device))
         losses = self.model.loss(data["inputs"], data["data_samples"])
         return sum(v.sum() if torch.is_tensor(v) else sum(v) for k, v in losses.items() if "loss" in k)
-
-    def task_loss(self, x_hat, x, targets=None):
-        use_detector = self.loss_mode == "detector" or (self.loss_mode == "auto" and targets is not None)
-        if use_detector:
-            if targets is None:
-                raise ValueError("task.loss=detector needs ground-truth boxes in the batch; this datamodule has none")
-            return self.detector_loss(x_hat, targets)
-        return self.feature_loss(x_hat, x)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> list[dict]:

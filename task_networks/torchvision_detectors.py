@@ -16,7 +16,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from task_networks.base import TaskNetwork
+from task_networks.base import DetectorTaskNetwork
 from task_networks.weights import load_weights
 
 ARCHITECTURES = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn")
@@ -40,7 +40,7 @@ def build_detector(arch: str, num_classes: int, **detector_kwargs) -> FasterRCNN
     raise ValueError(f"unknown detector architecture {arch!r}; choose one of {ARCHITECTURES}")
 
 
-class TorchvisionDetector(TaskNetwork):
+class TorchvisionDetector(DetectorTaskNetwork):
     """Task loss = the detector's own losses against ground truth ('detector'), the MSE between
     backbone/FPN features of x_hat and x ('features', needs no labels), or 'auto': detector losses when
     the batch carries targets, features otherwise."""
@@ -87,14 +87,6 @@ class TorchvisionDetector(TaskNetwork):
         finally:
             self.detector.eval()
         return sum(losses.values())
-
-    def task_loss(self, x_hat, x, targets=None):
-        use_detector = self.loss_mode == "detector" or (self.loss_mode == "auto" and targets is not None)
-        if use_detector:
-            if targets is None:
-                raise ValueError("task.loss=detector needs ground-truth boxes in the batch; this datamodule has none")
-            return self.detector_loss(x_hat, targets)
-        return self.feature_loss(x_hat, x)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> list[dict]:
