@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from datamodules.openimages import coco_category_names, normalize_label
 from task_networks.base import DetectorTaskNetwork
 from task_networks.weights import load_weights
 
@@ -77,15 +78,9 @@ def plain_options(options) -> dict | None:
     return plain(OmegaConf.to_container(options) if isinstance(options, DictConfig) else dict(options))
 
 
-def _normalize(name: str) -> str:
-    return name.strip().lower().replace(" ", "_")
-
-
 def dataset_class_names(classes: str | list[str]) -> list[str]:
     """The class list the data set's label ids index (0 = background), as datamodules/openimages.py."""
     if classes == "coco":
-        from datamodules.openimages import coco_category_names
-
         return coco_category_names()
     return ["__background__", *classes]
 
@@ -124,15 +119,15 @@ class MMDetDetector(DetectorTaskNetwork):
         self.freeze()
 
     def _build_label_map(self, detector_names, dataset_names) -> None:
-        ids = {_normalize(n): i for i, n in enumerate(dataset_names) if n not in ("__background__", "N/A")}
-        missing = [n for n in detector_names if _normalize(n) not in ids]
+        ids = {normalize_label(n): i for i, n in enumerate(dataset_names) if n not in ("__background__", "N/A")}
+        missing = [n for n in detector_names if normalize_label(n) not in ids]
         if missing:
             raise ValueError(
                 f"the detector's classes {missing[:5]} ({len(missing)} in all) are not in the data set's class "
                 "list; set task.classes to the list the data set uses"
             )
         self.detector_classes = list(detector_names)
-        self.to_dataset = torch.tensor([ids[_normalize(n)] for n in detector_names])  # mmdet index -> data set id
+        self.to_dataset = torch.tensor([ids[normalize_label(n)] for n in detector_names])  # mmdet index -> data set id
         self.to_detector = {int(d): i for i, d in enumerate(self.to_dataset)}
 
     def _preprocess(self, images: torch.Tensor, samples: list | None = None) -> dict:
