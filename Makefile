@@ -57,7 +57,7 @@ test-slow: install
 test-mmdet: install-mmdet
 	$(PY) -m pytest -m mmdet $(ARGS)
 
-## benchmarks: training overhead, codec speed, OpenImages mAP speed, MAML test-time gain, MSP decode time, lossless bpsp, video fps and BD-rate -> bench-results/*.json
+## benchmarks: training overhead, codec speed, vcm-eval with workers (and the 5k-protocol projection), OpenImages mAP speed, MAML test-time gain, MSP decode time, lossless bpsp, video fps and BD-rate -> bench-results/*.json
 bench: install
 	$(PY) -m benchmarks.train_throughput --out bench-results/train_throughput.json
 	$(PY) -m benchmarks.codec_speed --out bench-results/codec_speed.json
@@ -66,6 +66,7 @@ bench: install
 	$(PY) -m benchmarks.msp_decode_speed --out bench-results/msp_decode_speed.json
 	$(PY) -m benchmarks.lossless_bpsp --out bench-results/lossless_bpsp.json
 	$(PY) -m benchmarks.video_codecs --steps 400 --out bench-results/video_codecs.json
+	$(PY) -m benchmarks.eval_scale --out bench-results/eval_scale.json
 
 ## method 4: MSP profiles vs mbt2018-mean after the same training, BD-rate on held-out photos -> bench-results/msp_rd.json
 bench-msp-rd: install

@@ -28,7 +28,7 @@ os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration banner
 X265_MATRIX = {"bt601": "smpte170m", "bt709": "bt709"}  # VUI signalling only: decoding uses `colour`
 
 
-def x265_options(qp: int, preset: str, colour: ColourFormat) -> dict:
+def x265_options(qp: int, preset: str, colour: ColourFormat, threads: int | None) -> dict:
     params = [
         f"qp={qp}",
         "keyint=1",
@@ -42,13 +42,16 @@ def x265_options(qp: int, preset: str, colour: ColourFormat) -> dict:
         "info=0",
         "log-level=none",
     ]
+    if threads is not None:  # the stream is the same for any count (measured)
+        params += [f"pools={threads}", "frame-threads=1"]
     return {"x265-params": ":".join(params), "preset": str(preset)}
 
 
-def svtav1_options(qp: int, preset: str, colour: ColourFormat) -> dict:
+def svtav1_options(qp: int, preset: str, colour: ColourFormat, threads: int | None) -> dict:
     if colour.chroma != "420":
         raise ConfigError("SVT-AV1 codes 4:2:0 only: set colour.chroma=420")
-    return {"qp": str(qp), "preset": str(preset), "svtav1-params": "tune=1"}  # tune=1: PSNR
+    params = "tune=1" + (f":lp={threads}" if threads is not None else "")  # tune=1: PSNR; lp: threads
+    return {"qp": str(qp), "preset": str(preset), "svtav1-params": params}
 
 
 # codec -> (FFmpeg encoder, raw stream format, options builder, QP range, default preset)
@@ -61,9 +64,17 @@ MIN_SIZE = {"hevc": 16, "av1": 4}  # measured: libx265 refuses pictures under 16
 
 class PyAVIntraCodec:
     """qp: HEVC 0-51 (MPEG VCM ladder 22..47), SVT-AV1 1-63. preset: x265 name or SVT-AV1 number
-    (0 slowest/best .. 13). colour: ColourFormat settings (matrix, range, bit_depth, chroma)."""
+    (0 slowest/best .. 13). colour: ColourFormat settings (matrix, range, bit_depth, chroma).
+    threads: the encoder's threads (None: its default, all cores); the stream does not depend on it."""
 
-    def __init__(self, codec: str = "hevc", qp: int = 32, preset: str | int | None = None, colour: dict | None = None):
+    def __init__(
+        self,
+        codec: str = "hevc",
+        qp: int = 32,
+        preset: str | int | None = None,
+        colour: dict | None = None,
+        threads: int | None = None,
+    ):
         if codec not in CODECS:
             raise ConfigError(f"PyAVIntraCodec codec must be one of {sorted(CODECS)}, got {codec!r}")
         self.encoder, self.stream_format, make_options, qp_range, default_preset = CODECS[codec]
@@ -74,7 +85,8 @@ class PyAVIntraCodec:
         self.codec, self.qp = codec, check_int_range(qp, *qp_range, f"{codec} qp")
         self.preset = preset if preset is not None else default_preset
         self.colour = ColourFormat(**(colour or {}))
-        self.options = make_options(self.qp, self.preset, self.colour)
+        self.threads = check_int_range(threads, 1, 256, f"{codec} threads") if threads is not None else None
+        self.options = make_options(self.qp, self.preset, self.colour, threads)
         self.name = f"{codec}_qp{self.qp}" if codec == "hevc" else f"{codec}_p{self.preset}_qp{self.qp}"
 
     @property
@@ -83,6 +95,7 @@ class PyAVIntraCodec:
             "encoder": self.encoder,
             "qp": self.qp,
             "preset": self.preset,
+            "threads": self.threads,
             "options": self.options,
             "pix_fmt": self.colour.pix_fmt,
             "colour": self.colour.settings(),

@@ -46,6 +46,11 @@ def usable_items(dataset) -> Iterator[dict]:
     return (dataset[i] for i in range(len(dataset)))
 
 
+def item_or_none(dataset, index: int) -> dict | None:
+    """Item `index` of an evaluation split, or None when a SkippingDataset leaves it out."""
+    return dataset.try_item(index) if hasattr(dataset, "try_item") else dataset[index]
+
+
 class SkippingDataset(Dataset):
     """Base for datasets whose items come from files. With on_bad_image='skip' an unusable file is
     reported with a warning (once); indexing (training) replaces it by the next usable item, while
@@ -76,12 +81,19 @@ class SkippingDataset(Dataset):
     def usable_items(self) -> Iterator[dict]:
         """Every usable item once, in order; unusable ones are skipped (with a warning) or raise."""
         for i in range(len(self)):
-            if i in self.skipped:
-                continue
-            try:
-                yield self.load_item(i)
-            except UNUSABLE_IMAGE_ERRORS as err:
-                self._skip(i, err)
+            item = self.try_item(i)
+            if item is not None:
+                yield item
+
+    def try_item(self, index: int) -> dict | None:
+        """Item `index`, or None when it is unusable and skipped (with a warning); or it raises."""
+        if index in self.skipped:
+            return None
+        try:
+            return self.load_item(index)
+        except UNUSABLE_IMAGE_ERRORS as err:
+            self._skip(index, err)
+            return None
 
     def _skip(self, index: int, err: Exception) -> None:
         if self.on_bad_image == "error":

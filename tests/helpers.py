@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,8 @@ from pytorch_lightning import Callback
 from codec_networks import LearnedCodec
 from codec_networks.bitstream import unpack
 from codec_networks.one_stream import OneStream
+from conventional_codecs import PillowCodec
+from task_networks import TaskNetwork
 
 
 def write_image(path, size=(96, 80), mode="RGB", seed=0):
@@ -75,3 +79,40 @@ class TaskStaysFrozen(Callback):
     def on_fit_end(self, trainer, pl_module):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / f"rank{trainer.global_rank}.checked").write_text(str(self.checked))
+
+
+class CountingPillowCodec(PillowCodec):
+    """PillowCodec that notes every encode in the file $VCMLAB_TEST_ENCODE_LOG and, at the encode
+    numbered $VCMLAB_TEST_PAUSE_AT (counted in that file), creates `<log>.paused` and waits there for
+    the test to kill the process: a run stopped mid-rate-point, at a known place."""
+
+    def encode(self, image) -> bytes:
+        log = os.environ.get("VCMLAB_TEST_ENCODE_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write("encode\n")
+            count = len(Path(log).read_text().splitlines())
+            if str(count) == os.environ.get("VCMLAB_TEST_PAUSE_AT"):
+                Path(log + ".paused").touch()
+                time.sleep(600)
+        return super().encode(image)
+
+
+class OpenImagesOracle(TaskNetwork):
+    """A stand-in detector buildable from a config: it 'detects' every `keep`-th annotated box of the
+    OpenImages image with this size (stand-in images get unique sizes), so mAP lies strictly between
+    0 and 1 for keep > 1, and any image mixed up between shards would change it."""
+
+    def __init__(self, image_dir: str, bbox_csv: str, labels_csv: str, keep: int = 2):
+        super().__init__()
+        from datamodules.openimages import OpenImagesDataset
+
+        dataset = OpenImagesDataset(image_dir, bbox_csv, labels_csv)
+        self.truth = {tuple(it["image"].shape[-2:]): it["targets"] for it in dataset.usable_items()}
+        self.keep = keep
+
+    def predict(self, images):
+        t = self.truth[tuple(images.shape[-2:])]
+        n = len(t["labels"])
+        keep = slice(None, None, self.keep)
+        return [{"boxes": t["boxes"][keep], "labels": t["labels"][keep], "scores": torch.linspace(1, 0.5, n)[keep]}]

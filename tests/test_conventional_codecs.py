@@ -79,3 +79,14 @@ def test_vvenc_round_trip_with_real_binary(photo):
     data_hi, data_lo = hi.encode(photo), lo.encode(photo)
     assert len(data_lo) < len(data_hi)
     assert psnr(hi.decode(data_hi)[None], photo[None]) > psnr(lo.decode(data_lo)[None], photo[None])
+
+
+@pytest.mark.parametrize("codec", ["hevc", "av1"])
+def test_encoder_threads_do_not_change_the_stream(codec, photo):
+    """vcm-eval's anchors run one encoder thread per worker; the stream must be the default's."""
+    one = PyAVIntraCodec(codec, 32, preset=8 if codec == "av1" else "medium", threads=1)
+    default = PyAVIntraCodec(codec, 32, preset=8 if codec == "av1" else "medium")
+    assert one.settings["threads"] == 1 and ("pools=1" in str(one.options) or "lp=1" in str(one.options))
+    assert one.encode(photo) == default.encode(photo)
+    with pytest.raises(Exception, match="threads must be an integer from 1"):
+        PyAVIntraCodec(codec, 32, threads=0)

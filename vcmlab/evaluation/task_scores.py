@@ -13,12 +13,17 @@ where the data set has labels.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
+from pycocotools import mask as mask_utils
 
 from task_networks import TaskNetwork
 from vcm_metrics import evaluate_coco, evaluate_openimages, top_k_accuracy, top_k_agreement
 from vcmlab.errors import ConfigError
+from vcmlab.evaluation.records import write_atomic
 
 METRIC_REFERENCES = ("labels", "uncompressed")
 
@@ -27,6 +32,32 @@ def to_numpy(prediction: dict) -> dict:
     out = {k: v.detach().cpu().numpy() for k, v in prediction.items() if k in ("boxes", "labels", "scores")}
     if "masks" in prediction:  # torchvision: (K, 1, H, W) probabilities
         out["masks"] = prediction["masks"].detach().cpu().numpy()[:, 0] > 0.5
+    return out
+
+
+ARRAY_TYPES = {"boxes": float, "scores": float, "labels": np.int64, "image_labels": np.int64, "is_group_of": bool}
+
+
+def to_json(arrays: dict) -> dict:
+    """Predictions or annotations as JSON values: arrays as lists, masks as COCO run-length codes."""
+    out = {k: np.asarray(v).tolist() for k, v in arrays.items() if k in ARRAY_TYPES}
+    if "masks" in arrays:
+        masks = np.asarray(arrays["masks"], dtype=bool)
+        out["mask_size"] = list(masks.shape[1:])
+        out["masks"] = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode() for m in masks]
+    return out
+
+
+def from_json(values: dict) -> dict:
+    """The arrays `to_json` wrote: every figure is computed from these, whether the record was just
+    made or read back from a file, so both give the same scores."""
+    out = {k: np.asarray(v, dtype=ARRAY_TYPES[k]) for k, v in values.items() if k in ARRAY_TYPES}
+    if "boxes" in out:
+        out["boxes"] = out["boxes"].reshape(-1, 4)
+    if "masks" in values:
+        h, w = values["mask_size"]
+        decoded = [mask_utils.decode({"size": [h, w], "counts": c.encode()}).astype(bool) for c in values["masks"]]
+        out["masks"] = np.stack(decoded) if decoded else np.zeros((0, h, w), dtype=bool)
     return out
 
 
@@ -59,60 +90,95 @@ def pseudo_ground_truth(reference: dict, decoded: dict, score_threshold: float, 
 
 
 class TaskScorer:
-    """Collects a task network's predictions over one rate point (`begin`, then `observe` per image) and
-    scores them (`scores`). Predictions on the uncompressed images are made once for all rate points."""
+    """A task network's predictions per image, as task records (`observe`: JSON values, what an image's
+    record stores), and their scores (`scores`, or `score_task_records` on records read back).
+    Predictions on an uncompressed image are made once for all rate points: kept in memory and, with
+    `cache_dir`, in a file there that other processes of the same run read."""
 
-    def __init__(self, task: TaskNetwork, metric_reference: str = "labels", pseudo_gt_score: float = 0.5):
+    def __init__(
+        self,
+        task: TaskNetwork,
+        metric_reference: str = "labels",
+        pseudo_gt_score: float = 0.5,
+        cache_dir: Path | None = None,
+    ):
         if metric_reference not in METRIC_REFERENCES:
             raise ConfigError(f"metric_reference must be one of {METRIC_REFERENCES}, got {metric_reference!r}")
         if not 0 <= pseudo_gt_score <= 1:
             raise ConfigError(f"pseudo_gt_score must lie in [0, 1], got {pseudo_gt_score}")
-        self.task, self.reference, self.pseudo_gt_score = task, metric_reference, pseudo_gt_score
-        self.kind = getattr(task, "kind", "detection")
+        self.task, self.cache_dir = task, cache_dir
+        self.scoring = {
+            "kind": getattr(task, "kind", "detection"),
+            "metric_reference": metric_reference,
+            "pseudo_gt_score": pseudo_gt_score,
+        }
         self._uncompressed: dict[str, dict] = {}
         self.begin()
 
     def begin(self) -> None:
-        self.predictions: dict[str, dict] = {}
-        self._ground_truth: dict[str, dict] = {}
-        self._labels: dict[str, int] = {}
-        self._sizes: dict[str, tuple[int, int]] = {}
+        self.records: dict[str, dict] = {}
 
-    def observe(self, name: str, x: torch.Tensor, x_hat: torch.Tensor, item: dict) -> None:
-        self.predictions[name] = to_numpy(self.task.predict(x_hat[None])[0])
-        self._sizes[name] = tuple(x.shape[-2:])
-        if (self.reference == "uncompressed" or self.kind == "classification") and name not in self._uncompressed:
-            self._uncompressed[name] = to_numpy(self.task.predict(x[None])[0])
+    @property
+    def predictions(self) -> dict[str, dict]:
+        return {n: from_json(r["prediction"]) for n, r in self.records.items()}
+
+    def observe(self, name: str, x: torch.Tensor, x_hat: torch.Tensor, item: dict) -> dict:
+        """The task record of one decoded image (kept for `scores`)."""
+        record = {"size": list(x.shape[-2:]), "prediction": to_json(to_numpy(self.task.predict(x_hat[None])[0]))}
+        if self.scoring["metric_reference"] == "uncompressed" or self.scoring["kind"] == "classification":
+            record["uncompressed"] = self._uncompressed_prediction(name, x)
         if "targets" in item:
-            h, w = x.shape[-2:]
-            t = item["targets"]
-            self._ground_truth[name] = {
-                k: v.numpy() for k, v in t.items() if k in ("boxes", "labels", "is_group_of", "image_labels", "masks")
-            }
-            self._ground_truth[name] |= {"height": h, "width": w}
+            record["truth"] = to_json({k: v.numpy() for k, v in item["targets"].items()})
         if "label" in item:
-            self._labels[name] = int(item["label"])
+            record["label"] = int(item["label"])
+        self.records[name] = record
+        return record
+
+    def _uncompressed_prediction(self, name: str, x: torch.Tensor) -> dict:
+        if name in self._uncompressed:
+            return self._uncompressed[name]
+        path = self.cache_dir / f"{name}.json" if self.cache_dir is not None else None
+        try:
+            prediction = json.loads(path.read_text()) if path is not None else None
+        except (OSError, ValueError):  # not made yet, or damaged: made again
+            prediction = None
+        if prediction is None:
+            prediction = to_json(to_numpy(self.task.predict(x[None])[0]))
+            if path is not None:
+                write_atomic(path, json.dumps(prediction).encode())
+        self._uncompressed[name] = prediction
+        return prediction
 
     def scores(self, names=None) -> dict:
         """Scores over every observed image, or over `names` only (one video sequence's frames)."""
-        predictions = self.predictions if names is None else {n: self.predictions[n] for n in names}
-        if self.kind == "classification":
-            return {
-                "metric_reference": "uncompressed",
-                **top_k_agreement(self._uncompressed, predictions),
-                **top_k_accuracy({n: v for n, v in self._labels.items() if n in predictions}, predictions),
-            }
-        if self.reference == "uncompressed":
-            truth = {
-                n: pseudo_ground_truth(self._uncompressed[n], p, self.pseudo_gt_score, *self._sizes[n])
-                for n, p in predictions.items()
-            }
-            return {
-                "metric_reference": "uncompressed",
-                "pseudo_gt_score": self.pseudo_gt_score,
-                **detection_metrics(truth, predictions),
-            }
-        truth = {n: g for n, g in self._ground_truth.items() if n in predictions}
-        if not truth:
-            return {}  # an unlabelled set: predictions are written, nothing to score them against
-        return {"metric_reference": "labels", **detection_metrics(truth, predictions)}
+        records = self.records if names is None else {n: self.records[n] for n in names}
+        return score_task_records(self.scoring, records)
+
+
+def score_task_records(scoring: dict, records: dict[str, dict]) -> dict:
+    """The scores of task records (image name -> record) under `scoring` (TaskScorer.scoring)."""
+    predictions = {n: from_json(r["prediction"]) for n, r in records.items()}
+    uncompressed = {n: from_json(r["uncompressed"]) for n, r in records.items() if "uncompressed" in r}
+    if scoring["kind"] == "classification":
+        labels = {n: r["label"] for n, r in records.items() if "label" in r}
+        return {
+            "metric_reference": "uncompressed",
+            **top_k_agreement(uncompressed, predictions),
+            **top_k_accuracy(labels, predictions),
+        }
+    if scoring["metric_reference"] == "uncompressed":
+        truth = {
+            n: pseudo_ground_truth(uncompressed[n], p, scoring["pseudo_gt_score"], *records[n]["size"])
+            for n, p in predictions.items()
+        }
+        return {
+            "metric_reference": "uncompressed",
+            "pseudo_gt_score": scoring["pseudo_gt_score"],
+            **detection_metrics(truth, predictions),
+        }
+    truth = {
+        n: from_json(r["truth"]) | dict(zip(("height", "width"), r["size"])) for n, r in records.items() if "truth" in r
+    }
+    if not truth:
+        return {}  # an unlabelled set: predictions are written, nothing to score them against
+    return {"metric_reference": "labels", **detection_metrics(truth, predictions)}
