@@ -41,6 +41,7 @@ def run(folder: Path, out: Path, codec: str, workers: int) -> dict:
         "codec.scales=[1.0]",
         "data=image_folder",
         f"data.train_dir={folder}",
+        f"data.val_dir={folder}",
         f"data.test_dir={folder}",
         "data.num_workers=0",
         f"workers={workers}",
