@@ -195,3 +195,24 @@ def test_shards_through_hydras_joblib_launcher_and_vcm_eval_merge(tmp_path):
     runs = tmp_path / "eval" / "runs"
     expected = {k: v for k, v in outputs(runs / "whole").items() if not k.endswith(".bin")}
     assert outputs(runs / "merged") == expected
+
+
+def test_shards_and_their_merge_log_into_one_wandb_group(make_cfg, tmp_path, monkeypatch):
+    from vcmlab.evaluation import outputs
+
+    made = []
+    real = outputs._wandb_loggers
+
+    def recording(cfg, group, job_type):
+        loggers = real(cfg, group, job_type)
+        made.extend((lg._wandb_init.get("group"), lg._wandb_init.get("job_type")) for lg in loggers)
+        return loggers
+
+    monkeypatch.setattr(outputs, "_wandb_loggers", recording)
+    shards = [tmp_path / "s0", tmp_path / "s1"]
+    for i, out in enumerate(shards):
+        run_eval(make_cfg, out, *JPEG, f"shard={i}", "num_shards=2", "logger=wandb")
+    run_eval(make_cfg, tmp_path / "merged", f"merge=[{shards[0]},{shards[1]}]", "logger=wandb")
+    group = "eval-" + json.loads((shards[0] / MANIFEST).read_text())["fingerprint"][:12]
+    assert made == [(group, "shard_0"), (group, "shard_1"), (group, "merge")]
+    assert list((tmp_path / "merged").glob("wandb/offline-run-*"))  # the merge's run, offline
