@@ -170,17 +170,19 @@ def test_a_killed_run_resumes_and_recodes_only_what_is_missing(tmp_path):
 
 
 @pytest.mark.slow
-def test_shards_through_hydras_joblib_launcher_and_vcm_eval_merge(tmp_path):
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_shards_through_a_hydra_launcher_and_vcm_eval_merge(tmp_path, launcher):
+    """submitit_local is the plugin hydra/launcher=slurm_eval uses, running its jobs on this machine."""
     from tests.conftest import run_cli
 
+    pytest.importorskip(f"hydra_plugins.hydra_{launcher.split('_')[0]}_launcher")
     swept = run_cli(
         "vcm-eval",
         "-m",
         *JPEG,
         "shard=0,1",
         "num_shards=2",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
+        f"hydra/launcher={launcher}",
         f"paths.log_dir={tmp_path}",
         "run_name=sharded",
         cwd=tmp_path,
