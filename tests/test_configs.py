@@ -126,6 +126,8 @@ def test_optuna_sweep_config_composes(tmp_path):
 def test_slurm_launcher_config_composes(tmp_path):
     cfg = compose_config(["hydra/launcher=slurm"], tmp_path)
     assert cfg.hydra.launcher.tasks_per_node == cfg.hydra.launcher.gpus_per_node
+    shards = compose_config(["hydra/launcher=slurm_eval", "workers=16"], tmp_path, "eval")
+    assert shards.hydra.launcher.cpus_per_task == 16 and shards.hydra.launcher.gpus_per_node == 0
 
 
 def test_no_generic_top_level_import_name(tmp_path):
