@@ -12,6 +12,7 @@ from compressai.models import CompressionModel
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
+from codec_networks.precision import keep_entropy_models_fp32
 from lightning_modules.checkpointing import CodecCheckpointing
 from lightning_modules.loss_weights import LossWeights, LossWeightSchedule
 from lightning_modules.real_bitstreams import RealBitstreamValidation, require_lossy_codec
@@ -59,7 +60,7 @@ class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModul
         super().__init__()
         require_lossy_codec(codec, video=self.codes_video)
         self.automatic_optimization = False
-        self.codec = codec
+        self.codec = keep_entropy_models_fp32(codec)  # likelihoods in fp32 under mixed precision
         self.task = task
         self.loss_weights = LossWeightSchedule(**(loss or {}))
         if self.loss_weights.base.task > 0 and task is None:

@@ -50,9 +50,12 @@ class RealBitstreamValidation:
     def coded(
         self, x: torch.Tensor, stand_in: Callable[[], tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(decoded batch, bpp from the bytes) through the entropy coder, or `stand_in()` (a forward
-        pass) when real_bitstreams is off."""
-        return self._bitstream_codec.round_trip(x) if self._bitstream_codec is not None else stand_in()
+        """(decoded batch, bpp from the bytes) through the entropy coder in fp32 (also under mixed
+        precision), or `stand_in()` (a forward pass) when real_bitstreams is off."""
+        if self._bitstream_codec is None:
+            return stand_in()
+        with torch.autocast(x.device.type, enabled=False):  # coded in fp32, as vcm-eval will code it
+            return self._bitstream_codec.round_trip(x.float())
 
     @staticmethod
     def image_quality(decoded: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
