@@ -9,7 +9,7 @@ WEIGHTS := weights/.fetched-stamp
 EXTRAS  ?= test,lint,optuna,slurm,bench,lossless
 ARGS    ?=
 
-.PHONY: install install-mmdet weights train lint format test test-slow test-mmdet bench bench-msp-rd bench-postfilters bench-anchors bench-machines bench-video clean
+.PHONY: install install-mmdet weights train lint format test test-slow test-mmdet bench bench-msp-rd bench-postfilters bench-anchors bench-machines bench-video profile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench: install
 	$(PY) -m benchmarks.lossless_bpsp --out bench-results/lossless_bpsp.json
 	$(PY) -m benchmarks.video_codecs --steps 400 --out bench-results/video_codecs.json
 	$(PY) -m benchmarks.eval_scale --out bench-results/eval_scale.json
+
+## a short training run under torch.profiler: bench-results/profile/trace.json (Perfetto), top operators, step shares
+profile: install
+	$(PY) -m benchmarks.profile_train --out bench-results/profile $(ARGS)
 
 ## method 4: MSP profiles vs mbt2018-mean after the same training, BD-rate on held-out photos -> bench-results/msp_rd.json
 bench-msp-rd: install

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from compressai.models import CompressionModel
 from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torch.profiler import record_function
 
 from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
 from codec_networks.precision import keep_entropy_models_fp32
@@ -20,6 +21,7 @@ from task_networks import TaskNetwork
 from vcm_metrics import bits_from_likelihoods, ms_ssim, mse_255, psnr
 
 Distortion = Literal["mse", "ms_ssim"]
+TRANSFORMS = ("g_a", "g_s", "h_a", "h_s")  # CompressAI's analysis/synthesis names: what `compile` compiles
 
 
 def distortion_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: Distortion) -> torch.Tensor:
@@ -56,6 +58,8 @@ class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModul
         clip_grad_norm: float | None = 1.0,
         real_bitstreams: bool = True,
         pad_multiple: int = 64,
+        compile: bool = False,
+        channels_last: bool = False,
     ):
         super().__init__()
         require_lossy_codec(codec, video=self.codes_video)
@@ -73,6 +77,17 @@ class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModul
         self.clip_grad_norm = clip_grad_norm
         self.real_bitstreams = real_bitstreams
         self.pad_multiple = pad_multiple_for(codec, pad_multiple)
+        self.compile_transforms, self.channels_last = compile, channels_last
+
+    def configure_model(self) -> None:
+        """`compile`: torch.compile the analysis/synthesis transforms in place (state-dict keys, hence
+        checkpoints, unchanged; the entropy models and coder stay eager). `channels_last`: NHWC weights."""
+        if self.channels_last:
+            self.codec.to(memory_format=torch.channels_last)
+        if self.compile_transforms:
+            for name in TRANSFORMS:
+                if isinstance(getattr(self.codec, name, None), torch.nn.Module):
+                    getattr(self.codec, name).compile()
 
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self):
@@ -88,7 +103,8 @@ class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModul
         self, x: torch.Tensor, targets: list[dict] | None, w: LossWeights, with_task: bool
     ) -> dict[str, torch.Tensor]:
         height, width = x.shape[-2:]
-        out = self.codec(pad_to_multiple(x, self.pad_multiple))
+        padded = pad_to_multiple(x, self.pad_multiple)
+        out = self.codec(padded.contiguous(memory_format=torch.channels_last) if self.channels_last else padded)
         x_hat = crop_to(out["x_hat"], height, width)
         # bits of the padded latents are charged to the original pixels, as in the real bitstream
         bpp = bits_from_likelihoods(out["likelihoods"]) / (x.shape[0] * height * width)
@@ -99,32 +115,38 @@ class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModul
         return {"loss": w.combine(bpp, dist, task), "bpp": bpp, "distortion": dist, "task_loss": task, "x_hat": x_hat}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        # record_function labels: the parts of a step `make profile` reports (near free without a profiler)
         w = self.loss_weights(self.global_step)
-        terms = self.losses(batch["image"], batch.get("targets"), w, with_task=w.task > 0)
+        with record_function("vcm/forward"):
+            terms = self.losses(batch["image"], batch.get("targets"), w, with_task=w.task > 0)
         aux_loss = self.optimisation_step(terms["loss"])
         n = batch["image"].shape[0]
-        self.log_dict(
-            {f"train/{k}": terms[k].detach() for k in ("loss", "bpp", "distortion", "task_loss")}
-            | {"train/aux_loss": aux_loss.detach()},
-            prog_bar=False,
-            batch_size=n,
-            sync_dist=True,
-        )
-        self.log_dict(
-            {"train/w_rate": w.rate, "train/w_distortion": w.distortion, "train/w_task": w.task}, batch_size=n
-        )
-        self.log("train/loss_step", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=n)
+        with record_function("vcm/logging"):
+            self.log_dict(
+                {f"train/{k}": terms[k].detach() for k in ("loss", "bpp", "distortion", "task_loss")}
+                | {"train/aux_loss": aux_loss.detach()},
+                prog_bar=False,
+                batch_size=n,
+                sync_dist=True,
+            )
+            self.log_dict(
+                {"train/w_rate": w.rate, "train/w_distortion": w.distortion, "train/w_task": w.task}, batch_size=n
+            )
+            self.log("train/loss_step", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=n)
         return terms["loss"].detach()
 
     def optimisation_step(self, loss: torch.Tensor) -> torch.Tensor:
         """Main step on `loss` (clipped), CompressAI's aux step, per-step scheduler; returns the aux loss."""
         opt, aux_opt = self.optimizers()
-        opt.zero_grad()
-        self.manual_backward(loss)
-        if self.clip_grad_norm:
-            self.clip_gradients(opt, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm")
-        opt.step()
-        aux_loss = self._aux_step(aux_opt.optimizer)
+        with record_function("vcm/backward"):
+            opt.zero_grad()
+            self.manual_backward(loss)
+        with record_function("vcm/optimizer_step"):
+            if self.clip_grad_norm:
+                self.clip_gradients(opt, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm")
+            opt.step()
+        with record_function("vcm/aux_step"):
+            aux_loss = self._aux_step(aux_opt.optimizer)
         if self.scheduler_interval == "step":
             self._step_scheduler()
         return aux_loss
