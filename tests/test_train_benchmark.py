@@ -7,6 +7,7 @@ import pytest
 from benchmarks import train_throughput
 
 
+@pytest.mark.slow
 def test_both_loops_see_the_same_batches(tmp_path, monkeypatch):
     tiny = {"overrides": ["model.N=16", "model.M=24", "data.crop_size=64"], "steps": 4, "warmup": 1}
     monkeypatch.setitem(train_throughput.SIZES, "tiny", tiny)
