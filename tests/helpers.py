@@ -116,3 +116,18 @@ class OpenImagesOracle(TaskNetwork):
         n = len(t["labels"])
         keep = slice(None, None, self.keep)
         return [{"boxes": t["boxes"][keep], "labels": t["labels"][keep], "scores": torch.linspace(1, 0.5, n)[keep]}]
+
+
+def openimages_stand_ins(folder: Path, count: int, subset_list: Path) -> tuple[list[str], Path]:
+    """The first `count` images of the MPEG VCM 5k subset as random stand-in JPEGs in folder/img, each
+    with its own size (so a size identifies the image), and a subset list naming them; returns the
+    image ids and that list's path. The annotations stay the real ones."""
+    from datamodules.openimages import read_subset_list
+
+    ids = read_subset_list(subset_list)[:count]
+    (folder / "img").mkdir()
+    for i, image_id in enumerate(ids):
+        write_image(folder / "img" / f"{image_id}.jpg", size=(160 + 8 * i, 120 + 4 * i), seed=i)
+    subset = folder / "subset.lst"
+    subset.write_text("".join(line + "\n" for line in subset_list.read_text().splitlines()[:count]))
+    return ids, subset

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
-from datamodules.openimages import read_subset_list
 from tests.conftest import SHARED_DATA
-from tests.helpers import write_image
+from tests.helpers import openimages_stand_ins
 from vcmlab import PROJECT_ROOT
 from vcmlab.errors import ConfigError, InputError
 from vcmlab.evaluation import evaluate
@@ -53,13 +52,7 @@ def test_workers_give_the_outputs_of_one_process(make_cfg, tmp_path, codec, requ
 
 @pytest.mark.skipif(not OIV6.is_dir(), reason="../shared/data/oiv6-mpeg-vcm not present")
 def test_two_shards_merged_equal_one_run_with_map_on_the_merged_predictions(make_cfg, tmp_path):
-    ids = read_subset_list(OIV6 / "detection_validation_input_5k.lst")[:7]
-    (tmp_path / "img").mkdir()
-    for i, image_id in enumerate(ids):
-        write_image(tmp_path / "img" / f"{image_id}.jpg", size=(160 + 8 * i, 120 + 4 * i), seed=i)
-    subset = tmp_path / "subset.lst"
-    lines = (OIV6 / "detection_validation_input_5k.lst").read_text().splitlines()[:7]
-    subset.write_text("".join(line + "\n" for line in lines))
+    _, subset = openimages_stand_ins(tmp_path, 7, OIV6 / "detection_validation_input_5k.lst")
     oracle = "tests.helpers.OpenImagesOracle"
     overrides = [
         "data=openimages",

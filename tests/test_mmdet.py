@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from datamodules.image_io import load_rgb
-from datamodules.openimages import coco_category_names, read_subset_list
+from datamodules.openimages import coco_category_names
 from datamodules.sample import VAL_IMAGES, sample_image_paths
 from tests.conftest import SHARED_DATA
-from tests.helpers import write_image
+from tests.helpers import openimages_stand_ins
 
 pytestmark = [
     pytest.mark.mmdet,
@@ -137,14 +137,7 @@ def test_missing_config_names_where_it_looked():
 def test_vcm_eval_writes_predictions_the_openimages_and_coco_evaluators_score(make_cfg, tmp_path):
     from vcmlab.evaluation import evaluate
 
-    ids = read_subset_list(OIV6 / "detection_validation_input_5k.lst")[:3]
-    (tmp_path / "img").mkdir()
-    for i, image_id in enumerate(ids):
-        write_image(tmp_path / "img" / f"{image_id}.jpg", size=(160 + 8 * i, 120 + 4 * i), seed=i)
-    subset = tmp_path / "subset.lst"
-    subset.write_text(
-        "".join(line + "\n" for line in (OIV6 / "detection_validation_input_5k.lst").read_text().splitlines()[:3])
-    )
+    ids, subset = openimages_stand_ins(tmp_path, 3, OIV6 / "detection_validation_input_5k.lst")
     overrides = [
         "data=openimages",
         f"data.val.subset_list={subset}",
