@@ -118,10 +118,11 @@ class OpenImagesOracle(TaskNetwork):
         return [{"boxes": t["boxes"][keep], "labels": t["labels"][keep], "scores": torch.linspace(1, 0.5, n)[keep]}]
 
 
-def openimages_stand_ins(folder: Path, count: int, subset_list: Path) -> tuple[list[str], Path]:
+def openimages_stand_ins(folder: Path, count: int, subset_list: Path) -> tuple[list[str], list[str]]:
     """The first `count` images of the MPEG VCM 5k subset as random stand-in JPEGs in folder/img, each
     with its own size (so a size identifies the image), and a subset list naming them; returns the
-    image ids and that list's path. The annotations stay the real ones."""
+    image ids and the data overrides of vcm-eval's openimages config that read them. The annotations
+    stay the real ones."""
     from datamodules.openimages import read_subset_list
 
     ids = read_subset_list(subset_list)[:count]
@@ -130,4 +131,11 @@ def openimages_stand_ins(folder: Path, count: int, subset_list: Path) -> tuple[l
         write_image(folder / "img" / f"{image_id}.jpg", size=(160 + 8 * i, 120 + 4 * i), seed=i)
     subset = folder / "subset.lst"
     subset.write_text("".join(line + "\n" for line in subset_list.read_text().splitlines()[:count]))
-    return ids, subset
+    overrides = [
+        "data=openimages",
+        f"data.val.subset_list={subset}",
+        f"data.val.image_dir={folder / 'img'}",
+        "data.train=null",
+        "data.num_workers=0",
+    ]
+    return ids, overrides

@@ -52,14 +52,10 @@ def test_workers_give_the_outputs_of_one_process(make_cfg, tmp_path, codec, requ
 
 @pytest.mark.skipif(not OIV6.is_dir(), reason="../shared/data/oiv6-mpeg-vcm not present")
 def test_two_shards_merged_equal_one_run_with_map_on_the_merged_predictions(make_cfg, tmp_path):
-    _, subset = openimages_stand_ins(tmp_path, 7, OIV6 / "detection_validation_input_5k.lst")
+    _, data = openimages_stand_ins(tmp_path, 7, OIV6 / "detection_validation_input_5k.lst")
     oracle = "tests.helpers.OpenImagesOracle"
     overrides = [
-        "data=openimages",
-        f"data.val.subset_list={subset}",
-        f"data.val.image_dir={tmp_path / 'img'}",
-        "data.train=null",
-        "data.num_workers=0",
+        *data,
         *JPEG,
         f"+task={{_target_: {oracle}, image_dir: {tmp_path / 'img'}, bbox_csv: ${{data.val.bbox_csv}}, "
         "labels_csv: ${data.val.labels_csv}, keep: 2}",

@@ -137,13 +137,9 @@ def test_missing_config_names_where_it_looked():
 def test_vcm_eval_writes_predictions_the_openimages_and_coco_evaluators_score(make_cfg, tmp_path):
     from vcmlab.evaluation import evaluate
 
-    ids, subset = openimages_stand_ins(tmp_path, 3, OIV6 / "detection_validation_input_5k.lst")
+    ids, data = openimages_stand_ins(tmp_path, 3, OIV6 / "detection_validation_input_5k.lst")
     overrides = [
-        "data=openimages",
-        f"data.val.subset_list={subset}",
-        f"data.val.image_dir={tmp_path / 'img'}",
-        "data.train=null",
-        "data.num_workers=0",
+        *data,
         "codec=jpeg",
         "codec.ladder=[50]",
         "task=mmdet_faster_rcnn",
