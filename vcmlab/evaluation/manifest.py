@@ -35,7 +35,6 @@ NOT_FINGERPRINTED = (
     "anchors",
     "tags",
     "task_name",
-    "progress",
 )
 
 
