@@ -139,3 +139,14 @@ def openimages_stand_ins(folder: Path, count: int, subset_list: Path) -> tuple[l
         "data.num_workers=0",
     ]
     return ids, overrides
+
+
+def wandb_offline_record(run_dir: Path, *needles: bytes, timeout: float = 60.0) -> bytes:
+    """The bytes of the offline W&B run file under run_dir once they hold every needle: W&B's service
+    process writes the file asynchronously, so right after a run ends it may hold only its header."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = b"".join(p.read_bytes() for p in Path(run_dir).glob("wandb/offline-run-*/*.wandb"))
+        if all(n in record for n in needles) or time.monotonic() > deadline:
+            return record
+        time.sleep(0.5)

@@ -8,7 +8,7 @@ from codec_networks.postfilters import FilterBank, QPConditionedFilter
 from lightning_modules import CompetitiveFiltersModule
 from lightning_modules.competitive_assignment import assignment_weights, competitive_loss
 from tests.conftest import FILTERS_FAST
-from tests.helpers import FeatureTask
+from tests.helpers import FeatureTask, wandb_offline_record
 from vcmlab.callbacks import TemperatureAnnealing
 from vcmlab.checkpoints import load_filter_bank, read_checkpoint
 
@@ -193,5 +193,6 @@ def test_filter_usage_per_qp_goes_to_wandb_as_histograms(make_cfg, tmp_path):
     metrics = train(cfg)
     shares = [metrics[f"val/usage/{k}"] for k in ("no_filter", "filter_0", "filter_1")]
     assert sum(shares) == pytest.approx(1)
-    record = next((tmp_path / "wandb").glob("offline-run-*/*.wandb")).read_bytes()
+    needles = (b"val/filter_usage/qp37", b"val/filter_usage/qp42", b"train/temperature")
+    record = wandb_offline_record(tmp_path, *needles)
     assert b"val/filter_usage/qp37" in record and b"val/filter_usage/qp42" in record and b"train/temperature" in record
