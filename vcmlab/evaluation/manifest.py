@@ -90,6 +90,12 @@ def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
+def _difference(a: dict, b: dict) -> str:
+    """What separates two manifests' evaluations, for an error message."""
+    keys = differing_keys(a.get("config", {}), b.get("config", {}))
+    return ", ".join(keys) or "the content of a file it names"
+
+
 def shard_indices(size: int, shard: int, num_shards: int) -> list[int]:
     """Data set indices of shard `shard` of `num_shards`: every num_shards-th image, so shards differ by
     at most one image and neighbouring (often similar) images spread over all shards."""
@@ -121,9 +127,8 @@ def check_resumable(run_dir: Path, manifest: dict) -> bool:
         return False
     earlier = read_manifest(run_dir)
     if earlier.get("fingerprint") != manifest["fingerprint"]:
-        keys = differing_keys(earlier.get("config", {}), manifest["config"]) or ["the content of a file it names"]
         raise ConfigError(
-            f"{run_dir} holds another evaluation (differs in {', '.join(keys)}): give another run_name "
+            f"{run_dir} holds another evaluation (differs in {_difference(earlier, manifest)}): give another run_name "
             "or the same settings to resume it"
         )
     for key in ("shard", "num_shards"):
@@ -138,9 +143,8 @@ def check_shards(manifests: dict[Path, dict]) -> int:
     (first_dir, first), *rest = manifests.items()
     for run_dir, m in rest:
         if m.get("fingerprint") != first.get("fingerprint"):
-            keys = differing_keys(first.get("config", {}), m.get("config", {})) or ["the content of a file it names"]
             raise InputError(
-                f"{run_dir} is a shard of another evaluation than {first_dir} (differs in {', '.join(keys)})"
+                f"{run_dir} is a shard of another evaluation than {first_dir} (differs in {_difference(first, m)})"
             )
         if m.get("num_shards") != first.get("num_shards"):
             raise InputError(f"{run_dir} has num_shards={m.get('num_shards')}, {first_dir} {first.get('num_shards')}")

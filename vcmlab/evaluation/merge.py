@@ -25,6 +25,7 @@ def merge_shards(cfg: DictConfig) -> list[dict]:
     num_shards = check_shards(manifests)
     first = next(iter(manifests.values()))
     out_root = Path(cfg.paths.output_dir)
+    skipped = sum(len(m["skipped"]) for m in manifests.values())  # the same images at every rate point
     summaries = []
     for info in first["points"]:
         name, records, owner = info["name"], {}, {}
@@ -42,7 +43,6 @@ def merge_shards(cfg: DictConfig) -> list[dict]:
                     raise InputError(f"image {record['name']} is in two shards: {owner[record['name']]} and {run_dir}")
                 owner[record["name"]] = run_dir
                 records[record["index"]] = record
-        skipped = sum(len(m["skipped"]) for m in manifests.values())
         ordered = [records[i] for i in sorted(records)]
         summaries.append(
             write_rate_point(out_root / name, info, ordered, first["scoring"], skipped, first["yuv_psnr_matrix"])
