@@ -57,10 +57,11 @@ test-slow: install
 test-mmdet: install-mmdet
 	$(PY) -m pytest -m mmdet $(ARGS)
 
-## benchmarks: training overhead, codec speed, vcm-eval with workers (and the 5k-protocol projection), OpenImages mAP speed, MAML test-time gain, MSP decode time, lossless bpsp, video fps and BD-rate -> bench-results/*.json
+## benchmarks: training overhead, codec speed, file bits over the estimate at low rates, vcm-eval with workers (and the 5k-protocol projection), OpenImages mAP speed, MAML test-time gain, MSP decode time, lossless bpsp, video fps and BD-rate -> bench-results/*.json
 bench: install
 	$(PY) -m benchmarks.train_throughput --out bench-results/train_throughput.json
 	$(PY) -m benchmarks.codec_speed --out bench-results/codec_speed.json
+	$(PY) -m benchmarks.bit_overhead --out bench-results/bit_overhead.json
 	$(PY) -m benchmarks.openimages_map_speed --out bench-results/openimages_map_speed.json
 	$(PY) -m benchmarks.maml_gain --out bench-results/maml_gain.json
 	$(PY) -m benchmarks.msp_decode_speed --out bench-results/msp_decode_speed.json

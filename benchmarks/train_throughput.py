@@ -184,9 +184,11 @@ def plain_run(steps: int, warmup: int, overrides: list[str], batches: Path) -> t
 VARIANTS = {"compile": ["module.compile=true"], "channels_last": ["module.channels_last=true"]}
 
 
-def measure(size: str, repeats: int, work: Path, variants: tuple[str, ...] = ()) -> dict:
+def measure(size: str, repeats: int, work: Path, variants: tuple[str, ...] = (), steps: int | None = None) -> dict:
     spec = SIZES[size]
-    steps, warmup, overrides = spec["steps"], spec["warmup"], spec["overrides"]
+    steps, warmup, overrides = steps or spec["steps"], spec["warmup"], spec["overrides"]
+    if steps <= warmup + 1:
+        raise ValueError(f"{size}: --steps must exceed the {warmup} warm-up steps by at least 2")
     batches = work / f"{size}_batches.pt"
     loading_s = preload(steps, overrides, batches)
     plain, framework = [], []
@@ -225,11 +227,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS), help="on size default")
+    parser.add_argument(
+        "--steps", nargs="*", default=[], metavar="SIZE=N", help="steps per run for a size (warm-up included)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/train_throughput.json"))
     args = parser.parse_args(argv)
+    steps = {}
+    for item in args.steps:
+        size, _, n = item.partition("=")
+        if size not in SIZES or not n.isdigit():
+            parser.error(f"--steps takes SIZE=N with SIZE one of {list(SIZES)}, got {item!r}")
+        steps[size] = int(n)
     with tempfile.TemporaryDirectory() as work:
         sizes = {
-            size: measure(size, args.repeats, Path(work), tuple(args.variants) if size == "default" else ())
+            size: measure(
+                size, args.repeats, Path(work), tuple(args.variants) if size == "default" else (), steps.get(size)
+            )
             for size in args.sizes
         }
     result = {

@@ -1,8 +1,7 @@
-"""A trained CompressAI model as an image codec: tensor -> bytes -> tensor, through real rANS bitstreams."""
+"""A trained CompressAI model as an image codec: tensor -> bytes -> tensor, through real entropy-coded bitstreams."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import contextmanager
 from functools import cached_property
@@ -34,15 +33,15 @@ LatentRefiner = Callable[[CompressionModel, torch.Tensor, torch.Tensor], torch.T
 class LearnedCodec:
     """Encoder and decoder around one CompressionModel.
 
-    All entropy models write into one rANS stream (`one_stream.py`): one 8-byte coder flush and no
-    stream lengths per image, whatever the number of latents.
+    All entropy models write into one range-coded stream (`one_stream.py`): one ~2-byte coder
+    termination and no stream lengths per image, whatever the number of latents.
 
     The CDF tables are built once here, with update(force=True, update_quantiles=True): CompressAI's
     bisection first sets the entropy bottlenecks' quantiles to where the aux loss wants them (in place,
     deterministic, ~0.04 s; a training run's validation thus leaves them converged in its checkpoints),
     and the scale table has 512 levels instead of CompressAI's 64. Both matter for the real bits:
     unconverged quantiles (aux loss ~2250 after the default 300-step runs) give CDF ranges that send
-    many symbols through rANS's costly bypass path, and the 64-level table codes every scale with the
+    many symbols through the coder's costly bypass path, and the 64-level table codes every scale with the
     next larger table entry, up to 13% too wide (measured on a 300-step lic_hyperprior: file bits /
     estimated bits 1.037 with 64 levels, 1.005 with 512). The model fingerprint written into each
     bitstream lets the decoder refuse streams of another model. Decoding must run on the same device
@@ -50,7 +49,7 @@ class LearnedCodec:
     selects the CDFs, and CPU/GPU rounding differences can corrupt the decode (CompressAI #279, #309).
     """
 
-    n_streams = 1  # the container's view: one shared rANS stream
+    n_streams = 1  # the container's view: one shared stream
 
     def __init__(
         self,
@@ -133,7 +132,7 @@ class LearnedCodec:
     @torch.no_grad()
     def estimated_bits(self, image: torch.Tensor) -> float:
         """-log2 of the entropy model's likelihoods for this image: what training optimises, and the
-        floor the real bitstream (rANS + container) is compared against."""
+        floor the real bitstream (coder + container) is compared against."""
         x = pad_to_multiple(image.to(self.device, torch.float32).unsqueeze(0), self.pad_multiple)
         return float(bits_from_likelihoods(self.model(x)["likelihoods"]))
 
@@ -144,19 +143,14 @@ class LearnedCodec:
 
     @torch.no_grad()
     def decode_with_side_info(self, data: bytes) -> tuple[torch.Tensor, bytes]:
-        payload = unpack(data, self.n_streams)
-        if payload.fingerprint != self.fingerprint:
-            raise BitstreamError(
-                f"bitstream was written by another model (fingerprint {payload.fingerprint.hex()}, "
-                f"this decoder is {self.fingerprint.hex()}): decode with the checkpoint that encoded it"
-            )
+        payload = unpack(data, self.n_streams, self.fingerprint)
         if payload.height < 1 or payload.width < 1 or payload.height * payload.width > self.max_pixels:
             raise BitstreamError(
                 f"the stream announces a {payload.width}x{payload.height} image (limit {self.max_pixels} "
                 "pixels): its header is corrupt"
             )
         try:
-            with OneStream().reading(self.model, self._guarded(payload)):
+            with OneStream().reading(self.model, payload.streams[0]):
                 out = self.model.decompress(
                     self._no_strings(), torch.Size(self.latent_shape(payload.height, payload.width))
                 )
@@ -201,27 +195,18 @@ class LearnedCodec:
                 f"{type(self.model).__name__}.compress writes strings of its own, outside its entropy models"
             )
         read = OneStream()
-        with read.reading(self.model, written.flush() + bytes(64)):
+        with read.reading(self.model, written.flush()):
             self.model.decompress(self._no_strings(), out["shape"])
         if read.call_sizes != written.call_sizes:
             raise InputError(
                 f"{type(self.model).__name__} decodes its entropy models in another order ({read.call_sizes} symbols) "
-                f"than it encodes them ({written.call_sizes}): it cannot share one rANS stream"
+                f"than it encodes them ({written.call_sizes}): it cannot share one stream"
             )
         return sum(written.call_sizes) / side**2
 
     def _no_strings(self) -> list[list[bytes]]:
         """What decompress() gets for strings: its entropy models read the shared stream instead."""
         return [[b""] for _ in range(self.levels)]
-
-    def _guarded(self, payload: Payload) -> bytes:
-        """The stream with zero words appended. CompressAI's rANS decoder does not check bounds: a stream
-        shorter than its latent (a crafted header announcing a larger image) would make it read past
-        the buffer (seen: a segfault). It reads at most one word per symbol, one more per 8 bypass bits
-        and its own bytes, so this guard keeps every read inside memory the decoder owns."""
-        area = math.prod(-(-n // self.pad_multiple) * self.pad_multiple for n in (payload.height, payload.width))
-        stream = payload.streams[0]
-        return stream + bytes(4 * (2 * math.ceil(self.symbols_per_pixel * area) + len(stream) + 64))
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int]:
         """The latent shape `compress` writes for an image of this size: the decoder derives it, the
@@ -230,9 +215,9 @@ class LearnedCodec:
         return tuple(-(-n // self.pad_multiple) * self.pad_multiple // factor for n in (height, width))
 
     def side_info(self, data: bytes) -> bytes:
-        return unpack(data, self.n_streams).side_info
+        return unpack(data, self.n_streams, self.fingerprint).side_info
 
     def payload_bytes(self, data: bytes) -> int:
-        """Everything but the identifying and protecting fields (tag, fingerprint, CRC)."""
-        unpack(data, self.n_streams)
+        """Everything but the identifying and protecting fields (tag, model id, CRC)."""
+        unpack(data, self.n_streams, self.fingerprint)
         return len(data) - IDENTITY_BYTES

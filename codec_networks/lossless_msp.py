@@ -334,9 +334,7 @@ class LosslessMSP(nn.Module):
         """bytes -> the image (C, H, W), uint8, bit-exact, or BitstreamError."""
         import constriction
 
-        payload = unpack(data, 1)
-        if payload.fingerprint != fingerprint(self):
-            raise BitstreamError("bitstream was written by another model: decode with the checkpoint that encoded it")
+        payload = unpack(data, 1, fingerprint(self))
         side = payload.side_info
         if len(side) != 7 or side[0] != self.channels or side[1] >= len(ORDERS):
             raise BitstreamError("the stream's lossless header is corrupt")

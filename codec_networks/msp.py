@@ -12,8 +12,8 @@ position. One CNN per sub-step is shared by all scales (the statistics of a subs
 those of the latent), so the parameter count does not grow with the number of levels.
 
 The coded symbols are round(y - mean) as in CompressAI's mean-scale models, coded by CompressAI's
-GaussianConditional and rANS; the encoder computes every prediction from the same quantised values
-the decoder will have, in the same order, so both sides select identical CDFs.
+GaussianConditional and the codec's shared range coder; the encoder computes every prediction from the
+same quantised values the decoder will have, in the same order, so both sides select identical CDFs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A conventional codec followed by a learned post-filter, with the filter's side information in the stream.
 
 - BlockFilterCodec (method 1): the encoder decodes its own stream, tries every filter of a bank and "no
-  filter" on each block, keeps the best for the objective, and rANS-codes the per-block choices against
+  filter" on each block, keeps the best for the objective, and entropy-codes the per-block choices against
   the bank's usage prior. The decoder filters the whole image with each filter it needs (no block
   seams) and pastes the chosen outputs. Choice 0 is "no filter", so with objective=mse no block ever gets
   worse than the conventional decode.
@@ -148,7 +148,7 @@ def parameter_names(net: torch.nn.Module, params: str) -> list[str]:
 class AdaptedFilterCodec(_FilteredCodec):
     """params: 'bias' (method 9), 'all' (the full-finetuning comparison) or 'none' (the filter as trained).
     adam_steps: encoder-side Adam iterations on the image; quantisation_step: of the parameter deltas,
-    whose integers are Laplace/rANS-coded."""
+    whose integers are Laplace-coded."""
 
     def __init__(
         self,

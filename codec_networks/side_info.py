@@ -1,4 +1,4 @@
-"""Entropy-coded side information for post-filters (methods 1 and 9), with CompressAI's rANS coder.
+"""Entropy-coded side information for post-filters (methods 1 and 9), with the codec's range coder.
 
 Symbols are coded against a probability table both sides know (a filter bank's usage prior, or a
 discretised Laplacian whose scale index travels in the stream). Values outside the table's support are
@@ -12,8 +12,8 @@ import math
 
 import torch
 from compressai._CXX import pmf_to_quantized_cdf
-from compressai.ans import RansDecoder, RansEncoder
 
+from codec_networks import range_coding
 from codec_networks.bitstream import read_varint, write_varint
 from vcmlab.errors import BitstreamError
 
@@ -22,22 +22,26 @@ TAIL_MASS = 1e-6  # probability left for the escape symbol (out-of-range values)
 
 
 def quantized_cdf(pmf: list[float] | torch.Tensor) -> list[int]:
-    """The rANS table for symbols 0..len(pmf)-1, with an escape symbol after them."""
+    """The CDF table for symbols 0..len(pmf)-1, with an escape symbol after them (CompressAI's layout)."""
     pmf = torch.as_tensor(pmf, dtype=torch.float64).clamp_min(1e-9)
     pmf = pmf / pmf.sum() * (1 - TAIL_MASS)
     return pmf_to_quantized_cdf([*pmf.tolist(), TAIL_MASS], PRECISION)
 
 
 def encode_symbols(symbols: list[int], pmf: list[float] | torch.Tensor, offset: int = 0) -> bytes:
-    """rANS-code integers; `offset` is the value of the table's first symbol."""
+    """Entropy-code integers; `offset` is the value of the table's first symbol."""
     cdf = quantized_cdf(pmf)
-    n = len(symbols)
-    return RansEncoder().encode_with_indexes([int(s) for s in symbols], [0] * n, [cdf], [len(cdf)], [offset])
+    encoder = range_coding.RangeEncoder()
+    range_coding.encode(encoder, [int(s) for s in symbols], [0] * len(symbols), [cdf], [len(cdf)], [offset])
+    return range_coding.to_bytes(encoder)
 
 
 def decode_symbols(data: bytes, count: int, pmf: list[float] | torch.Tensor, offset: int = 0) -> list[int]:
     cdf = quantized_cdf(pmf)
-    return RansDecoder().decode_with_indexes(data, [0] * count, [cdf], [len(cdf)], [offset])
+    try:
+        return range_coding.decode(range_coding.decoder_for(data), [0] * count, [cdf], [len(cdf)], [offset])
+    except ValueError as err:
+        raise BitstreamError(f"corrupt side information: {err}") from None
 
 
 # Integer parameter deltas (method 9) are coded with a discretised Laplacian; the encoder picks the
@@ -53,7 +57,7 @@ def laplace_pmf(scale: float, support: int) -> torch.Tensor:
 
 
 def encode_integers(values: torch.Tensor) -> bytes:
-    """Integer tensor (any shape) to bytes: scale index u8 | rANS stream. Shape is the caller's business."""
+    """Integer tensor (any shape) to bytes: scale index u8 | coded stream. Shape is the caller's business."""
     values = values.flatten().long()
     # a Laplacian's median |value| is scale·ln 2 (robust to the escaped outliers); try the grid around it
     estimate = max(float(values.abs().float().median()) / math.log(2) if len(values) else 0.0, LAPLACE_SCALES[0])

@@ -159,7 +159,7 @@ class LearnedVideoCodec:
         out, side_bytes, self.last_factors = [write_varint(count), write_varint(period)], 0, []
         for start in range(0, count, period):
             containers = self._encode_gop(frames[start : start + period].to(self.device))
-            side_bytes += len(unpack(containers[0], 2).side_info)
+            side_bytes += len(unpack(containers[0], 2, self.fingerprint).side_info)
             for payload in containers:
                 out += [write_varint(len(payload)), payload]
         self.last_encode_info = {"side_info_bytes": side_bytes}
@@ -205,7 +205,7 @@ class LearnedVideoCodec:
         """The entropy-coded streams' bytes and side information: the file less its framing, fingerprints
         and checksums."""
         kinds = frame_types(data)
-        payloads = [unpack(f, 2 if kinds[t] == "I" else 4) for t, f in enumerate(split_gop(data))]
+        payloads = [unpack(f, 2 if kinds[t] == "I" else 4, self.fingerprint) for t, f in enumerate(split_gop(data))]
         return sum(sum(map(len, p.streams)) + len(p.side_info) for p in payloads)
 
     def frame_types(self, data: bytes) -> list[str]:
@@ -230,11 +230,10 @@ class LearnedVideoCodec:
     def _decode_gop(self, containers: list[bytes], first: int = 0) -> torch.Tensor:
         strings, shapes = [], []
         for t, container in enumerate(containers):
-            payload = unpack(container, 2 if t == 0 else 4)
-            if payload.fingerprint != self.fingerprint:
-                raise BitstreamError(
-                    f"frame {first + t} was written by another model: decode with the encoder's checkpoint"
-                )
+            try:
+                payload = unpack(container, 2 if t == 0 else 4, self.fingerprint)
+            except BitstreamError as err:
+                raise BitstreamError(f"frame {first + t}: {err}") from None
             if t == 0:
                 height, width, side_info = payload.height, payload.width, payload.side_info
             elif payload.side_info or (payload.height, payload.width) != (height, width):

@@ -3,7 +3,7 @@
 The encoder tunes a model's per-channel factors (`multiplicative_parameters()`, 1.0 as trained) on
 one GOP for R + λ·D with Adam (noise-quantised likelihoods, as in training), quantises them to
 integer multiples of a step 2^-k around 1.0 and codes k (one byte) and the integers with the
-Laplace/rANS coder of the other parameter updates (codec_networks/side_info.py). They ride as side
+Laplace coder of the other parameter updates (codec_networks/side_info.py). They ride as side
 information in the GOP's intra-frame container, so their bytes count in the rate. LearnedVideoCodec
 codes the GOP with each candidate step and keeps whichever real file (or none) has the lowest
 R + λ·D; a GOP without factors decodes with the trained ones (exactly 1.0, no bits).

@@ -115,6 +115,16 @@ class AdversarialDecoderModule(RealBitstreamValidation, CodecCheckpointing, pl.L
         padded = pad_to_multiple(x, self.pad_multiple)
         return crop_to(self.codec.g_s(decoder_latent(self.codec, padded)), *x.shape[-2:])
 
+    def _raw_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Steps `optimizer` outside Lightning's loop. Under 16-mixed its gradients carry the GradScaler's
+        scale: the scaler steps it (unscaled, skipped on inf); the next main step's update() adjusts the
+        scale."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt_g, opt_d = self.optimizers()
         x, targets = batch["image"], batch.get("targets")
@@ -135,7 +145,7 @@ class AdversarialDecoderModule(RealBitstreamValidation, CodecCheckpointing, pl.L
         loss_d = discriminator_loss(self.discriminator(x), self.discriminator(x_hat.detach()), self.gan_loss)
         opt_d.zero_grad()
         self.manual_backward(loss_d)
-        opt_d.optimizer.step()  # the raw optimizer: one global step per batch, not two
+        self._raw_step(opt_d.optimizer)  # one global step per batch, not two
         self.untoggle_optimizer(opt_d)
 
         self.log_dict(

@@ -142,14 +142,20 @@ class CodecModule(RealBitstreamValidation, CodecCheckpointing, pl.LightningModul
             opt.zero_grad()
             self.manual_backward(loss)
         with record_function("vcm/optimizer_step"):
-            if self.clip_grad_norm:
-                self.clip_gradients(opt, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm")
-            opt.step()
+            opt.step()  # clipped in on_before_optimizer_step
         with record_function("vcm/aux_step"):
             aux_loss = self._aux_step(aux_opt.optimizer)
         if self.scheduler_interval == "step":
             self._step_scheduler()
         return aux_loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clips the main step's gradients. Lightning calls this inside opt.step(), after a 16-mixed
+        GradScaler has unscaled them; clipping right after manual_backward, as Lightning's manual-
+        optimisation example does, would clip the scaled gradients (Lightning #18089). The aux step
+        bypasses Lightning's optimizer, so only the main optimizer comes here."""
+        if self.clip_grad_norm:
+            self.clip_gradients(optimizer, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm")
 
     def _aux_step(self, aux_optimizer: torch.optim.Optimizer) -> torch.Tensor:
         """One step of CompressAI's auxiliary loss, which fits the entropy bottlenecks' quantiles.

@@ -39,8 +39,8 @@ class FeatureTask(torch.nn.Module):
 
 
 def entropy_decoded_latent(codec: LearnedCodec, data: bytes) -> torch.Tensor:
-    """ŷ as the hyperprior decoder gets it from the rANS stream, before the synthesis transform."""
-    payload = unpack(data, codec.n_streams)
+    """ŷ as the hyperprior decoder gets it from the entropy-coded stream, before the synthesis transform."""
+    payload = unpack(data, codec.n_streams, codec.fingerprint)
     model = codec.model
     with OneStream().reading(model, payload.streams[0]):
         z_hat = model.entropy_bottleneck.decompress(
@@ -52,8 +52,8 @@ def entropy_decoded_latent(codec: LearnedCodec, data: bytes) -> torch.Tensor:
 
 def decoded_latent_and_image(codec: LearnedCodec, data: bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """(y_hat as the entropy decoder rebuilt it, x_hat) for a LearnedCodec stream of an MSP model."""
-    payload = unpack(data, codec.n_streams)
-    with torch.no_grad(), OneStream().reading(codec.model, codec._guarded(payload)):
+    payload = unpack(data, codec.n_streams, codec.fingerprint)
+    with torch.no_grad(), OneStream().reading(codec.model, payload.streams[0]):
         out = codec.model.decompress(codec._no_strings(), codec.latent_shape(payload.height, payload.width))
     return out["y_hat"], out["x_hat"]
 

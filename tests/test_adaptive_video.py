@@ -81,16 +81,19 @@ def test_resolution_adaptation_estimates_motion_downscaled_and_rescales_the_flow
 def test_without_overfitting_the_factors_stay_one_and_cost_no_bits():
     model = tiny()
     clip = moving_clip()
-    data = LearnedVideoCodec(model).encode(clip)
+    codec = LearnedVideoCodec(model)
+    data = codec.encode(clip)
     assert all(bool((p == 1.0).all()) for p in model.multiplicative_parameters())
-    assert all(not unpack(f, 2 if t == 0 else 4).side_info for t, f in enumerate(split_gop(data)))
+    key = codec.fingerprint
+    assert all(not unpack(f, 2 if t == 0 else 4, key).side_info for t, f in enumerate(split_gop(data)))
     # the same weights without factors write the same streams: the factors add nothing to the file
     plain = tiny(multiplicative=False)
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if k in plain.state_dict()})
     assert count(plain, ChannelScale) == 0 and count(model, ChannelScale) == 8
-    other = LearnedVideoCodec(plain).encode(clip)
-    assert [unpack(f, 2 if t == 0 else 4).streams for t, f in enumerate(split_gop(other))] == [
-        unpack(f, 2 if t == 0 else 4).streams for t, f in enumerate(split_gop(data))
+    plain_codec = LearnedVideoCodec(plain)
+    other, other_key = plain_codec.encode(clip), plain_codec.fingerprint
+    assert [unpack(f, 2 if t == 0 else 4, other_key).streams for t, f in enumerate(split_gop(other))] == [
+        unpack(f, 2 if t == 0 else 4, key).streams for t, f in enumerate(split_gop(data))
     ]
     with pytest.raises(ConfigError, match="no multiplicative parameters"):
         LearnedVideoCodec(plain, overfitting=MultiplicativeOverfitting())
@@ -109,7 +112,7 @@ def overfitted(tmp_path_factory):
 
 def test_the_receiver_decodes_the_senders_quantised_factors_in_another_process(overfitted):
     sender, clip, data, folder = overfitted
-    sides = [unpack(f, 2).side_info for f in split_gop(data)[::2]]  # one intra frame per GOP
+    sides = [unpack(f, 2, sender.fingerprint).side_info for f in split_gop(data)[::2]]  # one intra frame per GOP
     assert all(sides) and sender.last_encode_info["side_info_bytes"] == sum(map(len, sides))
     assert sender.payload_bytes(data) >= sum(map(len, sides))
     receiver_model = tiny()
@@ -136,7 +139,7 @@ assert torch.equal(decoded, torch.load({str(folder / "decoded.pt")!r}, weights_o
     # the factors are applied: the same streams without them decode to other frames
     stripped = [write_varint(4), write_varint(2)]
     for t, f in enumerate(split_gop(data)):
-        p = unpack(f, 2 if t % 2 == 0 else 4)  # intra period 2
+        p = unpack(f, 2 if t % 2 == 0 else 4, sender.fingerprint)  # intra period 2
         container = pack(Payload(p.fingerprint, p.height, p.width, p.streams))
         stripped += [write_varint(len(container)), container]
     assert not torch.equal(LearnedVideoCodec(receiver_model).decode(b"".join(stripped)), decoded)
@@ -145,7 +148,7 @@ assert torch.equal(decoded, torch.load({str(folder / "decoded.pt")!r}, weights_o
 def test_damaged_factors_are_refused(overfitted):
     sender, _, data, _ = overfitted
     with pytest.raises(BitstreamError, match="model has none"):
-        decode_factors(tiny(multiplicative=False), unpack(split_gop(data)[0], 2).side_info)
+        decode_factors(tiny(multiplicative=False), unpack(split_gop(data)[0], 2, sender.fingerprint).side_info)
     with pytest.raises(BitstreamError, match="checksum"):
         sender.decode(data[:10] + bytes([data[10] ^ 0xFF]) + data[11:])
 

@@ -39,7 +39,7 @@ def test_index_round_trips_and_selects_the_same_set(trained_run):
     plain = LearnedCodec(load_codec(ckpt))
     for image in (load_rgb(p)[:, :96, :128] for p in sample_image_paths(VAL_IMAGES)):
         data = sender.encode(image)
-        index = unpack(data, 1).side_info[0]
+        index = unpack(data, 1, plain.fingerprint).side_info[0]
         assert (
             index == sender.choose(image) and len(data) == len(plain.encode(image)) + 2
         )  # the index and its length byte, counted

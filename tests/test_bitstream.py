@@ -32,16 +32,30 @@ def image():
 def test_container_round_trip():
     for side in (b"", b"\x07" * 200):
         payload = Payload(b"1234", 70, 90000, (b"abc", b"", b"\x00" * 300), side)
-        assert unpack(pack(payload), 3) == payload
+        assert unpack(pack(payload), 3, b"1234") == payload
+    with pytest.raises(ValueError, match="fingerprint must be 4 bytes"):
+        unpack(pack(payload), 3, b"12")
+
+
+def test_the_fingerprint_keys_the_checksum():
+    """Only the model id byte is in the file: a stream read with another fingerprint that shares the id
+    byte fails the CRC, one with another id byte is named as another model's."""
+    data = pack(Payload(b"1234", 70, 90, (b"abc",)))
+    assert data[1] == ord("1") and b"234" not in data
+    with pytest.raises(BitstreamError, match="checksum mismatch.*another model whose id byte"):
+        unpack(data, 1, b"1235")
+    with pytest.raises(BitstreamError, match="written by another model \\(model id 31"):
+        unpack(data, 1, b"2234")
 
 
 def test_container_overhead_is_at_most_16_bytes(codec):
-    """A single image without side information: tag, fingerprint, sizes, CRC; z and y share one stream."""
+    """A single image without side information: tag, model id, sizes, CRC; z and y share one stream."""
     for height, width in ((480, 640), (1080, 1920), (70, 90)):
         torch.manual_seed(0)
         data = codec.encode(torch.rand(3, height, width) * 0.1 + 0.45)
-        streams = unpack(data, 1).streams
-        assert len(streams) == 1 and len(data) - len(streams[0]) <= 16
+        streams = unpack(data, 1, codec.fingerprint).streams
+        size_bytes = sum(1 if n < 128 else 2 for n in (height, width))
+        assert len(streams) == 1 and len(data) - len(streams[0]) == 6 + size_bytes <= 16
     old = b"VCML\x01" + bytes(60)
     with pytest.raises(BitstreamError, match="version-1 vcmlab bitstream .* re-encode"):
         codec.decode(old)
@@ -51,11 +65,12 @@ def test_container_overhead_is_at_most_16_bytes(codec):
     "mangle, message",
     [
         (lambda d: d[:-10], "checksum|length"),
-        (lambda d: d[:9], "truncated"),
+        (lambda d: d[:7], "truncated"),
         (lambda d: d[:30] + bytes([d[30] ^ 0x01]) + d[31:], "checksum"),
         (lambda d: b"JUNK" + d[4:], "magic"),
         (lambda d: bytes([0xA0 | 5 << 1]) + d[1:], "version 5"),
         (lambda d: bytes([0xA0 | 2 << 1]) + d[1:], "version-2 vcmlab bitstream .* re-encode"),
+        (lambda d: bytes([0xA0 | 3 << 1]) + d[1:], "version-3 vcmlab bitstream .* re-encode"),
         (lambda d: b"", "magic"),
     ],
 )
@@ -94,12 +109,12 @@ def test_stream_of_another_model_is_refused(codec, image):
 
 
 def test_one_shared_stream_decodes_what_compressais_own_strings_decode_and_is_smaller(codec, image):
-    """z and y in one rANS stream: the same reconstruction as CompressAI's two strings, without the
-    second string's 8-byte coder flush."""
+    """z and y in one range-coded stream: the same reconstruction as CompressAI's two rANS strings,
+    without one of the two coder flushes and with a shorter termination for the other."""
     x = pad_to_multiple(image[None], 64)
     own = codec.model.compress(x)
     reference = codec.model.decompress(own["strings"], own["shape"])["x_hat"][0, :, :70, :90].clamp(0, 1)
-    shared = unpack(codec.encode(image), 1).streams[0]
+    shared = unpack(codec.encode(image), 1, codec.fingerprint).streams[0]
     assert torch.equal(codec.decode(codec.encode(image)), reference)
     assert len(shared) <= sum(len(level[0]) for level in own["strings"]) - 6
 
@@ -231,16 +246,16 @@ def test_latent_refiner_changes_what_is_coded_but_not_the_decoder(codec, image):
     ],
 )
 def test_headers_announcing_impossible_sizes_are_refused(codec, image, change, message):
-    payload = dataclasses.replace(unpack(codec.encode(image), 1), **change)
+    payload = dataclasses.replace(unpack(codec.encode(image), 1, codec.fingerprint), **change)
     with pytest.raises(BitstreamError, match=message):
         codec.decode(pack(payload))
 
 
 def test_payload_altered_with_a_valid_checksum_never_decodes_to_non_finite_values(codec, image):
-    """Bit flips in the rANS streams, CRC recomputed: the entropy decoder reads garbage latents; each
+    """Bit flips in the entropy-coded stream, CRC recomputed: the decoder reads garbage latents; each
     decode is refused or finite and of the announced size. A payload whose latents are huge (here
     coded on purpose, 1e6 everywhere) overflows the synthesis transform's GDN layers: refused."""
-    payload = unpack(codec.encode(image), 1)
+    payload = unpack(codec.encode(image), 1, codec.fingerprint)
     generator = torch.Generator().manual_seed(3)
     for _ in range(40):
         streams = [bytearray(s) for s in payload.streams]
@@ -260,15 +275,15 @@ def test_payload_altered_with_a_valid_checksum_never_decodes_to_non_finite_value
 
 def test_payload_bytes_leave_out_only_the_identifying_fields(codec, image):
     data = codec.encode(image, side_info=b"\x05")
-    assert codec.payload_bytes(data) == len(data) - 9  # tag 1, fingerprint 4, CRC 4
+    assert codec.payload_bytes(data) == len(data) - 6  # tag 1, model id 1, CRC 4
 
 
 def test_a_header_announcing_more_than_its_streams_hold_cannot_crash_the_decoder(codec, image, tmp_path):
-    """CompressAI's rANS decoder has no bounds checks: before the guard words, a crafted header with a
-    valid CRC announcing 2000x2000 made it read past its buffer and segfault. Run in a child process
-    so that a crash fails this test instead of killing the suite."""
+    """CompressAI's rANS decoder had no bounds checks: a crafted header with a valid CRC announcing
+    2000x2000 made it read past its buffer and segfault (the range decoder now in use is memory-safe).
+    Run in a child process so that a crash fails this test instead of killing the suite."""
     torch.save(codec.model.state_dict(), tmp_path / "model.pt")
-    payload = unpack(codec.encode(image), 1)
+    payload = unpack(codec.encode(image), 1, codec.fingerprint)
     for h, w in ((200, 90), (2000, 2000)):
         (tmp_path / f"{h}x{w}.bin").write_bytes(pack(dataclasses.replace(payload, height=h, width=w)))
     script = f"""

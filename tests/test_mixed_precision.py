@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from compressai.models import ScaleHyperprior
 from pytorch_lightning import Callback
@@ -89,3 +90,57 @@ def test_bf16_mixed_training_codes_real_bitstreams(tmp_path):
     with torch.no_grad():  # the trained decoder's output on the rounded latent
         expected = receiver.eval()(image[None])["x_hat"]
     assert torch.allclose(decoded, expected.clamp(0, 1)[0], atol=1e-5)
+
+
+class GradientWatch(Callback):
+    """The main step's gradient norm as Lightning hands it to the module (callbacks run first: before
+    the module clips) and after the step (clipped), with the GradScaler's scale."""
+
+    instances: list = []
+
+    def __init__(self):
+        GradientWatch.instances.append(self)
+        self.before_clip, self.after_clip, self.scales = [], [], []
+
+    @staticmethod
+    def norm(module) -> float:
+        grads = [
+            p.grad.flatten() for n, p in module.codec.named_parameters() if p.grad is not None and "quantiles" not in n
+        ]
+        return float(torch.cat(grads).float().norm())
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.before_clip.append(self.norm(pl_module))
+        self.scales.append(float(trainer.precision_plugin.scaler.get_scale()))
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        self.after_clip.append(self.norm(pl_module))
+
+
+def test_16_mixed_clips_unscaled_gradients_with_the_manual_step(tmp_path):
+    """16-mixed (GradScaler) through Lightning's precision plugin on CPU, where Trainer(precision=
+    '16-mixed') is refused: the clip sees the unscaled gradients, so a clipped norm is the clip value,
+    not clip / scale as when clipping follows manual_backward directly (Lightning #18089)."""
+    GradientWatch.instances.clear()
+    plugin = (
+        "+trainer.plugins=[{_target_:pytorch_lightning.plugins.precision.MixedPrecision,precision:16-mixed,"
+        "device:cpu,scaler:{_target_:torch.amp.GradScaler,device:cpu,init_scale:4}}]"
+    )
+    run = short_training_run(
+        tmp_path,
+        "experiment=lic_hyperprior",
+        "~trainer.precision",
+        plugin,
+        "module.clip_grad_norm=0.5",
+        "trainer.max_steps=3",
+        "trainer.val_check_interval=3",
+        "+callbacks.grads._target_=tests.test_mixed_precision.GradientWatch",
+    )
+    (watch,) = GradientWatch.instances
+    steps = [(b, a) for b, a, s in zip(watch.before_clip, watch.after_clip, watch.scales) if s > 1 and b < float("inf")]
+    assert steps, "no finite step under a scale above 1"
+    for before, after in steps:
+        assert after == pytest.approx(min(before, 0.5), rel=1e-3)
+    assert any(before > 0.5 for before, _ in steps)  # the clip was active
+    data = LearnedCodec(load_codec(run / "checkpoints" / "last.ckpt")).encode(torch.rand(3, 64, 64))
+    assert LearnedCodec(load_codec(run / "checkpoints" / "last.ckpt")).decode(data).shape == (3, 64, 64)
