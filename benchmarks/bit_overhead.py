@@ -29,7 +29,7 @@ TARGET_RATIO, TARGET_MIN_BPP = 1.01, 0.05
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--distortion-weights", type=float, nargs="+", default=[0.0002, 0.0006])
+    parser.add_argument("--distortion-weights", type=float, nargs="+", default=[0.0003, 0.0008])
     parser.add_argument("--frames-per-clip", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench-results/bit_overhead.json"))
     parser.add_argument("--reuse", action="store_true", help="keep checkpoints of an earlier run (same steps, weight)")

@@ -91,7 +91,7 @@ def _read_bypass(decoder: RangeDecoder) -> int:
 
 
 def to_bytes(encoder: RangeEncoder) -> bytes:
-    """The coder's words, big-endian, so that the zero padding of the last word is at the end."""
+    """The coder's 32-bit words as bytes (big-endian)."""
     return encoder.get_compressed().astype(">u4").tobytes()
 
 

@@ -10,7 +10,9 @@ JVET names: `Name_WxH_fps.yuv`, with `_10bit` (or `_10b`) for 10-bit little-endi
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -114,51 +116,135 @@ class YUVSequence:
 
 
 class ContainerVideo:
-    """Any file PyAV decodes (mp4, mkv, avi, y4m, ...). Frames are decoded once and kept as their YUV
-    planes (sequential decoding is the only exact way to reach frame k); RGB is converted by the
-    configured matrix, not by swscale's defaults."""
+    """Any file PyAV decodes (mp4, mkv, avi, y4m, ...), read on demand; RGB is converted by the
+    configured matrix, not by swscale's defaults.
+
+    Opening decodes the file once to count its frames and note each frame's timestamp and whether it
+    is a key frame; no frame is kept, so memory does not grow with the sequence. A frame is then decoded
+    when asked for: onward from the last one read when it lies ahead, otherwise from the nearest key
+    frame at or before it (a seek; sequential decoding from a key frame is the only exact way to reach
+    frame k). The planes of the last `cache_frames` frames are kept, so a clip's RGB frames and planes,
+    read one after the other, decode once."""
 
     has_planes = True
 
-    def __init__(self, path: str | Path, colour: ColourFormat | None = None):
+    def __init__(self, path: str | Path, colour: ColourFormat | None = None, cache_frames: int = 32):
         import av
 
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"video file not found: {self.path}")
-        base = colour or ColourFormat()
+        self._base = colour or ColourFormat()
+        self.cache_frames = cache_frames
+        first, timestamps, keys = None, [], []
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
                 self.fps = float(stream.average_rate) if stream.average_rate else None
-                decoded = []
                 for frame in container.decode(stream):
-                    decoded.append(self._planes(frame, base))
+                    if first is None:
+                        first = self._planes(frame)
+                    timestamps.append(frame.pts)
+                    keys.append(frame.key_frame)
         except (av.error.FFmpegError, IndexError, ValueError) as err:
             raise VideoReadError(f"cannot read video {self.path}: {err}") from None
-        if not decoded:
+        if first is None:
             raise VideoReadError(f"{self.path} has no video frames")
-        self._frames = decoded
-        self.height, self.width = decoded[0][0].shape
+        self.height, self.width = first[0].shape
+        self._count = len(timestamps)
+        # seeking needs unique timestamps in display order; without them every backward step restarts
+        ordered = None not in timestamps and all(a < b for a, b in zip(timestamps, timestamps[1:]))
+        self._timestamps = timestamps if ordered else None
+        self._keys = [i for i, key in enumerate(keys) if key] if ordered else [0]
+        self._reader = None
+        self._cache: OrderedDict[int, list[np.ndarray]] = OrderedDict()
 
-    def _planes(self, frame, base: ColourFormat) -> list[np.ndarray]:
+    def _planes(self, frame) -> list[np.ndarray]:
         layout = PYAV_LAYOUTS.get(frame.format.name)
         if layout is None:
             raise VideoReadError(
                 f"{self.path}: {frame.format.name} frames; vcmlab reads 4:2:0 video ({', '.join(PYAV_LAYOUTS)})"
             )
         bit_depth, value_range = layout
-        self.colour = ColourFormat(base.matrix, value_range or base.range, bit_depth, "420")
+        self.colour = ColourFormat(self._base.matrix, value_range or self._base.range, bit_depth, "420")
         return frame_planes(frame, bit_depth)
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return self._count
 
     def planes(self, index: int) -> list[np.ndarray]:
-        return self._frames[index]
+        if not 0 <= index < self._count:
+            raise IndexError(f"{self.path.name}: frame {index} of {self._count}")
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        import av
+
+        try:
+            return self._decode_to(index)
+        except av.error.FFmpegError as err:
+            self._close()
+            raise VideoReadError(f"cannot decode frame {index} of {self.path}: {err}") from None
 
     def frame(self, index: int) -> torch.Tensor:
-        return self.colour.from_planes(self._frames[index])
+        return self.colour.from_planes(self.planes(index))
+
+    def _decode_to(self, index: int) -> list[np.ndarray]:
+        key = max(k for k in self._keys if k <= index)
+        if self._reader is None or not key <= self._reader["next"] <= index:  # behind, or a key frame is nearer
+            self._open_at(key)
+        while True:
+            reader = self._reader
+            frame = next(reader["frames"], None)
+            if frame is None:
+                self._close()
+                raise VideoReadError(f"{self.path}: the decoder ended before frame {index} of {self._count}")
+            at = reader["next"] if self._timestamps is None else self._position(frame.pts)
+            if at > index:  # the seek landed past the key frame: from now on decode from the start
+                self._keys = [0]
+                self._open_at(0)
+                continue
+            reader["next"] = at + 1
+            if at >= reader["skip_to"]:
+                self._cache[at] = self._planes(frame)
+                while len(self._cache) > self.cache_frames:
+                    self._cache.popitem(last=False)
+            if at == index:
+                return self._cache[index]
+
+    def _open_at(self, key: int) -> None:
+        import av
+
+        self._close()
+        container = av.open(str(self.path))
+        stream = container.streams.video[0]
+        if key and self._timestamps is not None:
+            container.seek(self._timestamps[key], backward=True, any_frame=False, stream=stream)
+        # after a seek the decoder resumes at a key frame at or before `key`; frames before it are skipped
+        self._reader = {"container": container, "frames": container.decode(stream), "next": 0, "skip_to": key}
+
+    def _position(self, pts) -> int:
+        if pts not in self._index:
+            raise VideoReadError(f"{self.path}: the decoder returned a frame (pts {pts}) the first pass did not see")
+        return self._index[pts]
+
+    @cached_property
+    def _index(self) -> dict:
+        return {pts: i for i, pts in enumerate(self._timestamps)}
+
+    def _close(self) -> None:
+        if self._reader is not None:
+            self._reader["container"].close()
+            self._reader = None
+
+    def __getstate__(self) -> dict:  # DataLoader workers: the open decoder stays behind
+        state = dict(self.__dict__, _reader=None, _cache=OrderedDict())
+        state.pop("_index", None)
+        return state
+
+    def __del__(self) -> None:
+        if getattr(self, "_reader", None) is not None:
+            self._close()
 
 
 class FrameFolder:

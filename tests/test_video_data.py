@@ -7,7 +7,14 @@ import torch
 
 from conventional_codecs.colour import ColourFormat
 from datamodules import SampleVideoDataModule, VideoFolderDataModule
-from datamodules.video_io import VideoReadError, YUVName, YUVSequence, open_sequence, parse_yuv_name
+from datamodules.video_io import (
+    ContainerVideo,
+    VideoReadError,
+    YUVName,
+    YUVSequence,
+    open_sequence,
+    parse_yuv_name,
+)
 from tests.helpers import write_image
 from vcm_metrics import psnr
 
@@ -126,3 +133,43 @@ def test_sfu_style_coco_annotations_attach_per_frame_and_bad_frames_are_refused(
         read_sequence_annotations(annotations / "A_32x24_30.json", 3)
     with pytest.raises(FileNotFoundError, match="annotation file not found"):
         read_sequence_annotations(annotations / "B.json", 3)
+
+
+def write_mp4(path, frames: int, gop: int) -> list[list[np.ndarray]]:
+    """An H.264 file with B-frames and a key frame every `gop` frames; returns every frame's planes as
+    one sequential decode gives them."""
+    import av
+
+    rgb = (smooth_rgb(frames, 48, 64) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "bf": "2", "sc_threshold": "0"}
+        for image in rgb:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    from conventional_codecs.colour import frame_planes
+
+    with av.open(str(path)) as container:
+        return [frame_planes(f, 8) for f in container.decode(video=0)]
+
+
+def test_container_frames_decode_on_demand_in_any_order(tmp_path):
+    """Frames are decoded when asked for, not kept: any order of access (seeks to key frames, onward
+    reads, restarts) gives the planes of one sequential decode, and at most `cache_frames` are held."""
+    import pickle
+
+    reference = write_mp4(tmp_path / "clip.mp4", frames=30, gop=8)
+    assert isinstance(open_sequence(tmp_path / "clip.mp4"), ContainerVideo)
+    video = ContainerVideo(tmp_path / "clip.mp4", cache_frames=4)
+    assert len(video) == 30 and (video.height, video.width) == (48, 64) and video._keys == [0, 8, 16, 24]
+    order = [25, 3, 4, 5, 17, 16, 29, 0, 12, 12, 9, 28, 1]
+    for k in order:
+        assert all(np.array_equal(a, b) for a, b in zip(video.planes(k), reference[k])), k
+    assert len(video._cache) == 4 and video._keys == [0, 8, 16, 24]  # the seeks landed where asked
+    twin = pickle.loads(pickle.dumps(video))  # what a DataLoader worker gets: no open decoder
+    assert twin._reader is None and all(np.array_equal(a, b) for a, b in zip(twin.planes(20), reference[20]))
+    with pytest.raises(IndexError, match="frame 30 of 30"):
+        video.planes(30)
