@@ -68,14 +68,19 @@ class VideoClipDataset(Dataset):
         i, start = self.index[index]
         seq = self.sequences[i]
         length = self.clip_length or len(seq)
-        frames = torch.stack([seq.frame(start + t) for t in range(length)])
+        keep_planes = self.crop_size is None and not self.train and seq.has_planes
+        if keep_planes:  # each frame's planes read once, for the RGB frame and for the item
+            planes = [seq.planes(start + t) for t in range(length)]
+            frames = torch.stack([seq.colour.from_planes(p) for p in planes])
+        else:
+            frames = torch.stack([seq.frame(start + t) for t in range(length)])
         item = {"name": self.names[i], "start": start}
         if self.crop_size is not None:
             top, left = crop_window(seq.height, seq.width, self.crop_size, random=self.train)
             frames = frames[..., top : top + self.crop_size, left : left + self.crop_size]
         else:
-            if not self.train and seq.has_planes:
-                item["planes"] = [[torch.from_numpy(p) for p in seq.planes(start + t)] for t in range(length)]
+            if keep_planes:
+                item["planes"] = [[torch.from_numpy(p) for p in frame] for frame in planes]
             if self.targets is not None:  # boxes in the frame's pixels: whole frames only
                 item["targets"] = self.targets[i][start : start + length]
         if self.train and torch.rand(()) < 0.5:
