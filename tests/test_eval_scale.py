@@ -74,7 +74,7 @@ def test_two_shards_merged_equal_one_run_with_map_on_the_merged_predictions(make
     assert outputs(tmp_path / "merged") == expected
 
 
-def test_inconsistent_shards_and_runs_are_refused(make_cfg, tmp_path):
+def test_inconsistent_shards_and_runs_are_refused(make_cfg, tmp_path, monkeypatch):
     a, b, c, other = (tmp_path / n for n in ("a", "b", "c", "other"))
     run_eval(make_cfg, a, *JPEG, "shard=0", "num_shards=2")
     run_eval(make_cfg, b, *JPEG, "shard=1", "num_shards=2")
@@ -107,6 +107,10 @@ def test_inconsistent_shards_and_runs_are_refused(make_cfg, tmp_path):
         run_eval(make_cfg, a, *JPEG, "shard=1", "num_shards=2")
     with pytest.raises(ConfigError, match=r"shard must lie in \[0, num_shards\)"):
         run_eval(make_cfg, tmp_path / "bad", *JPEG, "shard=2", "num_shards=2")
+    # the same settings with other vcmlab code (an upgrade, an edit): its records are not reused
+    monkeypatch.setattr("vcmlab.evaluation.images.code_digest", lambda: "0" * 64)
+    with pytest.raises(ConfigError, match=r"holds another evaluation \(differs in vcmlab's code\)"):
+        run_eval(make_cfg, a, *JPEG, "shard=0", "num_shards=2")
 
 
 def _eval_command(log_dir: Path, run_name: str) -> list[str]:

@@ -26,6 +26,7 @@ from datamodules.image_datasets import item_or_none
 from vcmlab.errors import ConfigError
 from vcmlab.evaluation.manifest import (
     check_resumable,
+    code_digest,
     fingerprint,
     results_config,
     shard_indices,
@@ -172,10 +173,11 @@ def evaluate_images(cfg: DictConfig, dataset) -> list[dict]:
     _, _, shard, num_shards = _check_scale_settings(cfg)
     out_root = Path(cfg.paths.output_dir)
     coder = ImageCoder(cfg, out_root, dataset)
-    config = results_config(cfg)
+    config, code = results_config(cfg), code_digest()
     manifest = {
-        "fingerprint": fingerprint(config),
+        "fingerprint": fingerprint(config, code),
         "config": config,
+        "code": code,
         "shard": shard,
         "num_shards": num_shards,
         "label": cfg.get("label") or cfg.codec.kind,

@@ -3,7 +3,9 @@ its results, and the manifest (`eval_manifest.json`) each run directory keeps.
 
 The fingerprint hashes the resolved config without the keys that only say where and how fast a run
 goes (paths, logger, workers, shard, ...), plus the content of every file the config names (checkpoints,
-bias sets, annotation files), so a checkpoint replaced under the same name is a different evaluation.
+bias sets, annotation files), so a checkpoint replaced under the same name is a different evaluation,
+and vcmlab's own source: records coded by other code (another bitstream format, a fixed metric) are
+never mixed with new ones.
 A rerun into a directory whose manifest has another fingerprint, and a merge of shards with differing
 fingerprints, are refused with the keys that differ.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from vcmlab import PROJECT_ROOT
 from vcmlab.errors import ConfigError, InputError
 from vcmlab.evaluation.records import write_atomic
 
@@ -72,10 +75,32 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(config: dict) -> str:
-    """SHA-256 of `config` (results_config) and of the content of every file it names."""
+# the packages whose code decides results (callbacks/ is installed inside vcmlab/)
+CODE_PACKAGES = (
+    "vcmlab",
+    "callbacks",
+    "codec_networks",
+    "conventional_codecs",
+    "datamodules",
+    "task_networks",
+    "vcm_metrics",
+    "lightning_modules",
+)
+
+
+def code_digest(root: Path = PROJECT_ROOT) -> str:
+    """SHA-256 of every Python file of CODE_PACKAGES: committed or not, installed or checked out."""
+    digest = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def fingerprint(config: dict, code: str) -> str:
+    """SHA-256 of `config` (results_config), of the content of every file it names and of `code`."""
     files = {str(p): _file_digest(p) for p in sorted(set(_named_files(config)))}
-    return hashlib.sha256(json.dumps([config, files], sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([config, files, code], sort_keys=True, default=str).encode()).hexdigest()
 
 
 def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -93,6 +118,8 @@ def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
 def _difference(a: dict, b: dict) -> str:
     """What separates two manifests' evaluations, for an error message."""
     keys = differing_keys(a.get("config", {}), b.get("config", {}))
+    if a.get("code") != b.get("code"):
+        keys.append("vcmlab's code")
     return ", ".join(keys) or "the content of a file it names"
 
 
