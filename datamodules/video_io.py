@@ -201,6 +201,9 @@ class ContainerVideo:
                 raise VideoReadError(f"{self.path}: the decoder ended before frame {index} of {self._count}")
             at = reader["next"] if self._timestamps is None else self._position(frame.pts)
             if at > index:  # the seek landed past the key frame: from now on decode from the start
+                if reader["skip_to"] == 0:
+                    self._close()
+                    raise VideoReadError(f"{self.path}: frame {index} is not among the frames the decoder returns")
                 self._keys = [0]
                 self._open_at(0)
                 continue
