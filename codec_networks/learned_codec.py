@@ -13,7 +13,6 @@ from compressai.models.google import get_scale_table
 from codec_networks.bitstream import FINGERPRINT_BYTES, IDENTITY_BYTES, Payload, pack, unpack
 from codec_networks.complexity import measure
 from codec_networks.entropy_state import fingerprint
-from codec_networks.gaussian import nearest_scales
 from codec_networks.one_stream import OneStream
 from codec_networks.padding import crop_to, pad_multiple_for, pad_to_multiple
 from vcm_metrics.rate import bits_from_likelihoods
@@ -41,15 +40,15 @@ class LearnedCodec:
     bisection first sets the entropy bottlenecks' quantiles to where the aux loss wants them (in place,
     deterministic, ~0.04 s; a training run's validation thus leaves them converged in its checkpoints),
     and the scale table has 512 levels instead of CompressAI's 64, each scale coded with the nearest
-    entry (`gaussian.nearest_scales`) rather than the next larger. All matter for the real bits:
-    unconverged quantiles (aux loss ~2250 after the default 300-step runs) give CDF ranges that send
-    many symbols through the coder's costly bypass path, and the next larger entry of a 64-level table
-    codes every scale up to 13% too wide (measured on a 300-step lic_hyperprior: file bits / estimated
-    bits 1.037 with 64 levels, 1.005 with 512; the nearest entry took a 0.057 bpp file from 1.009 to
-    1.003). The model fingerprint keys each bitstream's checksum, so the decoder refuses streams of
-    another model. Decoding must run on the same device
-    type (and ideally the same machine type) as encoding: the hyper-decoder's floating-point output
-    selects the CDFs, and CPU/GPU rounding differences can corrupt the decode (CompressAI #279, #309).
+    entry (`gaussian.nearest_scales`, inside the shared stream) rather than the next larger. All matter
+    for the real bits: unconverged quantiles (aux loss ~2250 after the default 300-step runs) give CDF
+    ranges that send many symbols through the coder's costly bypass path, and the next larger entry of a
+    64-level table codes every scale up to 13% too wide (measured on a 300-step lic_hyperprior: file
+    bits / estimated bits 1.037 with 64 levels, 1.005 with 512; the nearest entry took a 0.057 bpp file
+    from 1.009 to 1.003). The model fingerprint keys each bitstream's checksum, so the decoder refuses
+    streams of another model. Decoding must run on the same device type (and ideally the same machine
+    type) as encoding: the hyper-decoder's floating-point output selects the CDFs, and CPU/GPU rounding
+    differences can corrupt the decode (CompressAI #279, #309).
     """
 
     n_streams = 1  # the container's view: one shared stream
@@ -94,7 +93,7 @@ class LearnedCodec:
             )
         x = pad_to_multiple(image.to(self.device, torch.float32).unsqueeze(0), self.pad_multiple)
         stream = OneStream()
-        with self._refined_analysis(), stream.writing(self.model), nearest_scales(self.model):
+        with self._refined_analysis(), stream.writing(self.model):
             out = self.model.compress(x)
         if tuple(out["shape"]) != self.latent_shape(height, width):
             raise RuntimeError(
@@ -153,7 +152,7 @@ class LearnedCodec:
                 "pixels): its header is corrupt"
             )
         try:
-            with OneStream().reading(self.model, payload.streams[0]), nearest_scales(self.model):
+            with OneStream().reading(self.model, payload.streams[0]):
                 out = self.model.decompress(
                     self._no_strings(), torch.Size(self.latent_shape(payload.height, payload.width))
                 )
@@ -190,7 +189,7 @@ class LearnedCodec:
         order compress() did, which one shared stream needs."""
         side = self.pad_multiple
         written = OneStream()
-        with written.writing(self.model), nearest_scales(self.model):
+        with written.writing(self.model):
             out = self.model.compress(torch.zeros(1, 3, side, side, device=self.device))
         self.levels = len(out["strings"])
         if any(s for level in out["strings"] for s in level):
@@ -198,7 +197,7 @@ class LearnedCodec:
                 f"{type(self.model).__name__}.compress writes strings of its own, outside its entropy models"
             )
         read = OneStream()
-        with read.reading(self.model, written.flush()), nearest_scales(self.model):
+        with read.reading(self.model, written.flush()):
             self.model.decompress(self._no_strings(), out["shape"])
         if read.call_sizes != written.call_sizes:
             raise InputError(

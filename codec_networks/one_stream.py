@@ -7,7 +7,9 @@ coder) without touching the models' own compress()/decompress(): each model stil
 CDFs and calls its coder, but all symbols go to one stream that ends once, in ~2 bytes. The coder is
 a queue, so the decoder reads the symbols in the order they were written: this is correct for any
 model whose decompress() calls its entropy models in the order compress() did (z before y, as
-causality requires of a hyperprior); `call_sizes` lets a caller check that order once.
+causality requires of a hyperprior); `call_sizes` lets a caller check that order once. Inside the
+stream every GaussianConditional also picks its table by the nearest scale (`gaussian.nearest_scales`),
+so a writer and a reader of one stream cannot disagree on that rule either.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from compressai.entropy_models import EntropyModel
 
 from codec_networks import range_coding
+from codec_networks.gaussian import nearest_scales
 from codec_networks.range_coding import RangeEncoder
 
 
@@ -84,7 +87,7 @@ class OneStream:
 
     @contextmanager
     def writing(self, model: torch.nn.Module) -> Iterator[None]:
-        with _coder_swapped(model, _SharedEncoder(self._encoder, self.call_sizes)):
+        with _coder_swapped(model, _SharedEncoder(self._encoder, self.call_sizes)), nearest_scales(model):
             yield
 
     def flush(self) -> bytes:
@@ -92,5 +95,5 @@ class OneStream:
 
     @contextmanager
     def reading(self, model: torch.nn.Module, data: bytes) -> Iterator[None]:
-        with _coder_swapped(model, _SharedDecoder(data, self.call_sizes)):
+        with _coder_swapped(model, _SharedDecoder(data, self.call_sizes)), nearest_scales(model):
             yield

@@ -13,7 +13,6 @@ from pytorch_lightning import Callback
 
 from codec_networks import LearnedCodec
 from codec_networks.bitstream import unpack
-from codec_networks.gaussian import nearest_scales
 from codec_networks.one_stream import OneStream
 from conventional_codecs import PillowCodec
 from task_networks import TaskNetwork
@@ -43,7 +42,7 @@ def entropy_decoded_latent(codec: LearnedCodec, data: bytes) -> torch.Tensor:
     """ŷ as the hyperprior decoder gets it from the entropy-coded stream, before the synthesis transform."""
     payload = unpack(data, codec.n_streams, codec.fingerprint)
     model = codec.model
-    with OneStream().reading(model, payload.streams[0]), nearest_scales(model):
+    with OneStream().reading(model, payload.streams[0]):
         z_hat = model.entropy_bottleneck.decompress(
             [b""], torch.Size(codec.latent_shape(payload.height, payload.width))
         )
@@ -54,7 +53,7 @@ def entropy_decoded_latent(codec: LearnedCodec, data: bytes) -> torch.Tensor:
 def decoded_latent_and_image(codec: LearnedCodec, data: bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """(y_hat as the entropy decoder rebuilt it, x_hat) for a LearnedCodec stream of an MSP model."""
     payload = unpack(data, codec.n_streams, codec.fingerprint)
-    with torch.no_grad(), OneStream().reading(codec.model, payload.streams[0]), nearest_scales(codec.model):
+    with torch.no_grad(), OneStream().reading(codec.model, payload.streams[0]):
         out = codec.model.decompress(codec._no_strings(), codec.latent_shape(payload.height, payload.width))
     return out["y_hat"], out["x_hat"]
 
