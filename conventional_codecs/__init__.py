@@ -6,6 +6,7 @@ from conventional_codecs.pyav_codecs import PyAVIntraCodec
 from conventional_codecs.pyav_video import PyAVVideoCodec
 from conventional_codecs.scaled import ScaledCodec
 from conventional_codecs.vvc_binaries import VVCBinaryCodec
+from conventional_codecs.vvc_video import VVCVideoCodec
 
 __all__ = [
     "CodecError",
@@ -15,4 +16,5 @@ __all__ = [
     "PyAVVideoCodec",
     "ScaledCodec",
     "VVCBinaryCodec",
+    "VVCVideoCodec",
 ]

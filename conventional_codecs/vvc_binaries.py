@@ -37,6 +37,17 @@ def find_binary(path_or_name: str, what: str) -> str:
     return found
 
 
+def run_binary(command: list[str], timeout_s: float) -> None:
+    """An external encoder/decoder, from an argument list (never a shell); its failure as a CodecError."""
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=timeout_s)
+    except subprocess.CalledProcessError as err:
+        tail = (err.stderr or err.stdout or b"").decode(errors="replace")[-500:]
+        raise CodecError(f"{Path(command[0]).name} failed (exit {err.returncode}): {tail}") from None
+    except subprocess.TimeoutExpired:
+        raise CodecError(f"{Path(command[0]).name} timed out after {timeout_s} s") from None
+
+
 class VVCBinaryCodec:
     """encoder: 'vtm' (needs `config`, e.g. VTM's cfg/encoder_intra_vtm.cfg) or 'vvenc'. qp: 0-63."""
 
@@ -130,13 +141,7 @@ class VVCBinaryCodec:
         ]
 
     def _run(self, command: list[str]) -> None:
-        try:
-            subprocess.run(command, check=True, capture_output=True, timeout=self.timeout_s)
-        except subprocess.CalledProcessError as err:
-            tail = (err.stderr or err.stdout or b"").decode(errors="replace")[-500:]
-            raise CodecError(f"{Path(command[0]).name} failed (exit {err.returncode}): {tail}") from None
-        except subprocess.TimeoutExpired:
-            raise CodecError(f"{Path(command[0]).name} timed out after {self.timeout_s} s") from None
+        run_binary(command, self.timeout_s)
 
     def encode(self, image) -> bytes:
         rgb = to_uint8(image)

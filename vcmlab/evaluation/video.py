@@ -1,7 +1,8 @@
-"""vcm-eval on video (`data=video_*` with `codec=hevc_ldp|av1_ldp|video_checkpoints|nnvvc`): every sequence
-coded into one real file per rate point (an intra frame every `codec.intra_period` frames, low-delay P
-between them, the same structure for learned and conventional codecs), decoded back by a separate
-receiver and measured per frame and per sequence.
+"""vcm-eval on video (`data=video_*` with `codec=hevc_ldp|av1_ldp|video_checkpoints|nnvvc`, or the
+random-access / VVC anchors `hevc_ra|vvenc_ra|vvenc_ld|vtm_ra|vtm_ld`): every sequence coded into one
+real file per rate point (an intra frame every `codec.intra_period` frames, low-delay P between them,
+the same structure for learned and conventional codecs), decoded back by a separate receiver and
+measured per frame (display order) and per sequence.
 
 Outputs per rate point: bitstreams/<sequence>.bin, per_frame.csv (type, bytes, bpp, PSNR, YUV PSNR,
 MS-SSIM of each frame), per_sequence.csv, predictions.json (with a task network) and summary.json;
