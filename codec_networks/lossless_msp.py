@@ -16,9 +16,19 @@ coding tabulates all 256 bins (`pmf`). The order of the three sub-steps is adjus
 predictable positions first, ranked by the entropy the first sub-step's prediction gives each
 position group, which the decoder recomputes from the same values).
 
+Encoder-side adaptation: per scale, sub-step and channel the encoder may widen or narrow every
+predicted logistic by one log-scale offset (OFFSETS: -2 to +1 in steps of 1/4), choosing for each the
+offset under which that sub-step's values cost fewest bits (they are known to the encoder, and the
+choice does not change what later sub-steps are conditioned on). The offsets travel as one byte each
+in the header, and only when they save more than they cost. A static model trained on a few photos is
+over- or under-confident on other content (flat video frames, JPEG-decoded photos): measured on the
+held-out photos, this saved 5% of the bits.
+
 Real bits: the `constriction` range coder with one 256-bin categorical per sub-pixel. The mixture
-parameters are rounded to a 1/64 grid and the probabilities computed from them, on both
+parameters are rounded to a 1/4096 grid and the probabilities computed from them, on both
 sides, so that the coder's tables depend only on the decoded values (and the machine's arithmetic).
+The grid must be fine: the means live on the normalised [-1, 1] scale, where 1/64 is two grey levels,
+and rounding them that coarsely cost 4% of the bits on photographs and 38% on flat frames (measured).
 """
 
 from __future__ import annotations
@@ -39,7 +49,9 @@ from vcmlab.errors import BitstreamError, InputError
 
 POSITIONS = ((0, 0), (0, 1), (1, 0))  # the block positions a finer scale adds; (1, 1) is the coarser scale
 ORDERS = ("default", "random", "entropy")
-PARAM_GRID = 64  # mixture parameters are rounded to multiples of 1/PARAM_GRID before coding
+PARAM_GRID = 4096  # mixture parameters are rounded to multiples of 1/PARAM_GRID before coding
+CODING_RULE = 2  # in the stream: 2 = tables from parameters on the 1/4096 grid (1, unnamed: 1/64)
+OFFSETS = tuple(i / 4 for i in range(-8, 5))  # the log-scale offsets the encoder may choose; index 8 is 0
 
 
 def split_scales(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -140,6 +152,11 @@ class Mixture:
         return Mixture(
             r(self.logits), r(self.means), r(self.log_scales).clamp(min=-7.0), r(self.base), r(self.coupling)
         )
+
+    def with_offsets(self, offsets: list[float]) -> Mixture:
+        """Every channel c's log-scales moved by offsets[c] (the encoder's choice)."""
+        shift = torch.tensor(offsets, dtype=self.log_scales.dtype, device=self.log_scales.device)[None, :, None]
+        return Mixture(self.logits, self.means, (self.log_scales + shift).clamp(min=-7.0), self.base, self.coupling)
 
     def channel(self, c: int, decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits, means, log_scales) of channel c, the means shifted by the residuals (value - base) of
@@ -314,10 +331,22 @@ class LosslessMSP(nn.Module):
         for c, table in enumerate(self._coarse_tables(coarse.shape[1])):
             coder.encode(coarse[c].astype(np.int32), model, table)
 
-        def code(level: int, mixture: Mixture, mask: torch.Tensor) -> torch.Tensor:
+        choices = []  # pass 1: per sub-step the offsets that code its values in fewest bits, and the saving
+
+        def choose(level: int, mixture: Mixture, mask: torch.Tensor) -> torch.Tensor:
+            values = scales[level][..., mask]
+            choices.append(self._best_offsets(mixture, values[0].T))
+            return values
+
+        self._walk(scales[-1], shapes, order, seed, choose)
+        adapt = sum(saved for _, saved in choices) > 8 * len(choices) * self.channels  # must pay for its bytes
+        zero = [OFFSETS.index(0.0)] * self.channels
+        offsets = iter([chosen if adapt else zero for chosen, _ in choices])
+
+        def code(level: int, mixture: Mixture, mask: torch.Tensor) -> torch.Tensor:  # pass 2: the stream
             values = scales[level][..., mask]
             flat = values[0].T  # (n, C)
-            mixture = mixture.rounded()
+            mixture = mixture.with_offsets([OFFSETS[i] for i in next(offsets)]).rounded()
             decoded = [normalise(flat[:, c]) for c in range(self.channels)]
             for c in range(self.channels):
                 coder.encode(flat[:, c].cpu().numpy().astype(np.int32), model, coding_tables(mixture, c, decoded))
@@ -326,8 +355,24 @@ class LosslessMSP(nn.Module):
         self._walk(scales[-1], shapes, order, seed, code)
         stream = coder.get_compressed().tobytes()
         crc = zlib.crc32(image.numpy().tobytes()).to_bytes(4, "big")
-        side = bytes([self.channels, ORDERS.index(order), seed]) + crc
-        return pack(Payload(fingerprint(self), image.shape[1], image.shape[2], (stream,), side))
+        header = bytes([self.channels, ORDERS.index(order), seed, CODING_RULE]) + crc
+        adaptation = bytes([len(choices), *(i for chosen, _ in choices for i in chosen)]) if adapt else b"\0"
+        return pack(Payload(fingerprint(self), image.shape[1], image.shape[2], (stream,), header + adaptation))
+
+    def _best_offsets(self, mixture: Mixture, flat: torch.Tensor) -> tuple[list[int], float]:
+        """Per channel the index in OFFSETS of the log-scale offset that codes `flat` (n, C) in fewest
+        bits (estimated with log_prob on the rounded parameters), and the bits it saves over none."""
+        decoded = [normalise(flat[:, c]) for c in range(self.channels)]
+        chosen, saved = [], 0.0
+        for c in range(self.channels):
+            bits = []
+            for offset in OFFSETS:
+                logits, means, log_scales = mixture.with_offsets([offset] * self.channels).rounded().channel(c, decoded)
+                bits.append(float(-log_prob(logits, means, log_scales, flat[:, c]).sum()) / math.log(2))
+            best = int(np.argmin(bits))
+            chosen.append(best)
+            saved += bits[OFFSETS.index(0.0)] - bits[best]
+        return chosen, saved
 
     @torch.no_grad()
     def decode(self, data: bytes) -> torch.Tensor:
@@ -336,20 +381,34 @@ class LosslessMSP(nn.Module):
 
         payload = unpack(data, 1, fingerprint(self))
         side = payload.side_info
-        if len(side) != 7 or side[0] != self.channels or side[1] >= len(ORDERS):
+        if len(side) == 7 or (len(side) >= 8 and side[3] != CODING_RULE):
+            raise BitstreamError(
+                "the stream was written by an earlier vcmlab whose tables differ (coarser parameter grid): "
+                "re-encode the image with this version"
+            )
+        if len(side) < 9 or side[0] != self.channels or side[1] >= len(ORDERS):
             raise BitstreamError("the stream's lossless header is corrupt")
-        order, seed, crc = ORDERS[side[1]], side[2], int.from_bytes(side[3:], "big")
+        order, seed, crc = ORDERS[side[1]], side[2], int.from_bytes(side[4:8], "big")
+        shapes = scale_shapes(payload.height, payload.width, self.levels)
+        substeps = 3 * (len(shapes) - 1)
+        if (
+            side[8] not in (0, substeps)
+            or len(side) != 9 + side[8] * self.channels
+            or max(side[9:], default=0) >= len(OFFSETS)
+        ):
+            raise BitstreamError("the stream's scale offsets are corrupt")
+        chosen = iter([list(side[9 + i * self.channels : 9 + (i + 1) * self.channels]) for i in range(side[8])])
         if len(payload.streams[0]) % 4:
             raise BitstreamError("the lossless payload is not a whole number of coder words: truncated")
         coder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload.streams[0], dtype=np.uint32).copy())
         model = self._categorical()
-        shapes = scale_shapes(payload.height, payload.width, self.levels)
         h, w = shapes[-1]
         coarse = np.stack([coder.decode(model, table) for table in self._coarse_tables(h * w)])
         coarse = torch.from_numpy(coarse.astype(np.float32)).reshape(1, self.channels, h, w).to(self._device)
 
         def code(level: int, mixture: Mixture, mask: torch.Tensor) -> torch.Tensor:
-            mixture = mixture.rounded()
+            offsets = next(chosen, [OFFSETS.index(0.0)] * self.channels)
+            mixture = mixture.with_offsets([OFFSETS[i] for i in offsets]).rounded()
             values: list[torch.Tensor] = []
             for c in range(self.channels):
                 table = coding_tables(mixture, c, [normalise(v) for v in values])
