@@ -66,8 +66,8 @@ def check_structure(cfg: dict[str, str], path: str, structure: str, intra_period
         if low_delay != (structure == "low_delay"):
             found = "low-delay" if low_delay else "random-access"
             raise ConfigError(f"{path} is a {found} configuration (Frame1 codes POC {first[1]}), not {structure}")
-    gop = cfg.get("GOPSize", "")
-    if structure == "random_access" and intra_period is not None and gop.isdigit() and intra_period % int(gop):
+    gop = cfg.get("GOPSize", "")  # VTM and VVenC refuse other intra periods (HM's rule), for either structure
+    if intra_period is not None and gop.isdigit() and intra_period % int(gop):
         raise ConfigError(f"intra_period={intra_period} is not a multiple of {path}'s GOPSize {gop}")
 
 

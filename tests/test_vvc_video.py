@@ -114,8 +114,15 @@ def test_configuration_mistakes_are_clear(fake_encoder, tmp_path):
         VVCVideoCodec("vtm", "random_access", ld, intra_period=8, encoder_path=str(script))
     with pytest.raises(ConfigError, match="is a random-access configuration"):
         VVCVideoCodec("vtm", "low_delay", ra, encoder_path=str(script))
-    with pytest.raises(ConfigError, match="not a multiple of .*GOPSize 4"):
-        VVCVideoCodec("vtm", "random_access", ra, intra_period=6, encoder_path=str(script))
+    for config in (ra, ld):
+        with pytest.raises(ConfigError, match="not a multiple of .*GOPSize 4"):
+            VVCVideoCodec(
+                "vtm",
+                "random_access" if config == ra else "low_delay",
+                config,
+                intra_period=6,
+                encoder_path=str(script),
+            )
     with pytest.raises(ConfigError, match="configuration file .*missing.cfg"):
         VVCVideoCodec("vtm", "low_delay", str(tmp_path / "missing.cfg"), encoder_path=str(script))
     with pytest.raises(CodecError, match="not found: build VTM"):
