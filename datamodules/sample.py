@@ -7,6 +7,7 @@ from pathlib import Path
 
 from datamodules.base import ImageDataModule, check_count
 from datamodules.image_datasets import BadImagePolicy, ImageFileDataset
+from vcmlab.errors import ConfigError
 
 # Public-domain / CC0 photographs (see skimage.data docstrings). The split is fixed so that runs compare.
 TRAIN_IMAGES = (
@@ -33,7 +34,9 @@ def sample_image_paths(names: tuple[str, ...]) -> list[Path]:
 
 
 class SampleDataModule(ImageDataModule):
-    """Random crops of 7 photographs for training, centre crops of 2 others for validation."""
+    """Random crops of 7 photographs for training, centre crops of 2 others for validation.
+    `train_images`: other files of scikit-image's data folder to train on instead (never the
+    validation photos)."""
 
     def __init__(
         self,
@@ -41,16 +44,23 @@ class SampleDataModule(ImageDataModule):
         val_crop_size: int | None = 256,
         train_repeats: int = 8,
         on_bad_image: BadImagePolicy = "error",
+        train_images: list[str] | None = None,
         **loader_kwargs,
     ):
         super().__init__(**loader_kwargs)
+        self.train_images = tuple(train_images) if train_images is not None else TRAIN_IMAGES
+        if not self.train_images or set(self.train_images) & set(VAL_IMAGES):
+            raise ConfigError(
+                f"data.train_images must be a non-empty list without the validation photos {list(VAL_IMAGES)}, "
+                f"got {list(self.train_images)}"
+            )
         self.crop_size = check_count(crop_size, "crop_size")
         self.val_crop_size = check_count(val_crop_size, "val_crop_size", allow_none=True)
         self.train_repeats = check_count(train_repeats, "train_repeats")
         self.on_bad_image = on_bad_image
 
     def make_datasets(self, stage):
-        paths = {"train": sample_image_paths(TRAIN_IMAGES), "val": sample_image_paths(VAL_IMAGES)}
+        paths = {"train": sample_image_paths(self.train_images), "val": sample_image_paths(VAL_IMAGES)}
         return {
             "train": ImageFileDataset(paths["train"], self.crop_size, True, self.train_repeats, self.on_bad_image),
             "val": ImageFileDataset(paths["val"], self.val_crop_size, False, on_bad_image=self.on_bad_image),

@@ -76,6 +76,19 @@ def test_sample_datamodule_gives_real_photo_crops():
     assert val[0]["image"].shape == (1, 3, 128, 128)
 
 
+def test_sample_datamodule_trains_on_other_bundled_images_but_never_the_validation_photos():
+    from vcmlab.errors import ConfigError
+
+    dm = SampleDataModule(crop_size=32, train_repeats=1, batch_size=2, train_images=["color.png", "text.png"])
+    dm.setup("fit")
+    assert [p.name for p in dm.datasets["train"].paths] == ["color.png", "text.png"]
+    assert next(iter(dm.train_dataloader()))["image"].shape == (2, 3, 32, 32)  # grayscale text as RGB
+    with pytest.raises(ConfigError, match="without the validation photos"):
+        SampleDataModule(train_images=["astronaut.png", "chelsea.png"])
+    with pytest.raises(FileNotFoundError, match="no_such.png"):
+        SampleDataModule(train_images=["no_such.png"]).setup("fit")
+
+
 def test_image_folder_split_is_deterministic_and_disjoint(tmp_path):
     for i in range(30):
         write_image(tmp_path / f"img{i:02d}.png", size=(70, 70), seed=i)
