@@ -99,7 +99,67 @@ def coding_options(
     return {"qp": str(qp), "preset": str(preset), "svtav1-params": ":".join(params)}
 
 
-class PyAVVideoCodec:
+class ElementaryStreamFile:
+    """What the video anchors share: their file (varint frame count, height, width, then the coded
+    elementary stream) and the last stream's decoded pictures ((planes, type, access-unit bytes) in
+    display order), which decode, decode_planes, frame_types and frame_sizes of one evaluated sequence
+    all read. Subclasses have `name`, `colour`, `stream_format` and `_pictures(stream, count, height,
+    width)`."""
+
+    @staticmethod
+    def _file(count: int, height: int, width: int, stream: bytes) -> bytes:
+        return write_varint(count) + write_varint(height) + write_varint(width) + stream
+
+    def _split(self, data: bytes) -> tuple[int, int, int, bytes]:
+        count, pos = read_varint(data, 0, "frame count")
+        height, pos = read_varint(data, pos, "height")
+        width, pos = read_varint(data, pos, "width")
+        return count, height, width, data[pos:]
+
+    def payload_bytes(self, data: bytes) -> int:
+        return len(self._split(data)[3])
+
+    def _decoded(self, data: bytes) -> tuple[list, int, int]:
+        cached = getattr(self, "_last_decoded", None)
+        if cached is not None and cached[0] == data:
+            return cached[1]
+        self._last_decoded = None  # a failed decode must not leave the previous stream's frames
+        count, height, width, stream = self._split(data)
+        pictures = self._pictures(stream, count, height, width)
+        if len(pictures) != count:
+            raise BitstreamError(f"{self.name}: stream decoded to {len(pictures)} frames, expected {count}")
+        result = (pictures, height, width)
+        self._last_decoded = (bytes(data), result)
+        return result
+
+    def _decoded_in_order(self, stream: bytes, read_planes) -> list[tuple[list, str, int]]:
+        try:
+            return decode_in_display_order(stream, self.stream_format, read_planes)
+        except (av.error.FFmpegError, ValueError, BitstreamError) as err:
+            raise BitstreamError(f"{self.name}: cannot decode stream: {err}") from None
+
+    def decode(self, data: bytes) -> torch.Tensor:
+        frames, height, width = self._decoded(data)
+        return torch.stack([self.colour.from_planes(planes)[:, :height, :width] for planes, _, _ in frames])
+
+    def decode_planes(self, data: bytes) -> list[list[np.ndarray]]:
+        """The decoder's own [Y, Cb, Cr] planes per frame at the source's bit depth, cropped to the coded
+        size: what JVET's YUV PSNR compares against the source planes."""
+        frames, height, width = self._decoded(data)
+        chroma = (height, width) if self.colour.chroma == "444" else (-(-height // 2), -(-width // 2))
+        sizes = [(height, width), chroma, chroma]
+        return [[p[:h, :w] for p, (h, w) in zip(planes, sizes)] for planes, _, _ in frames]
+
+    def frame_types(self, data: bytes) -> list[str]:
+        """'I', 'P' or 'B' per decoded picture, in display order."""
+        return [kind for _, kind, _ in self._decoded(data)[0]]
+
+    def frame_sizes(self, data: bytes) -> list[int]:
+        """Bytes of each picture's access unit in the stream, in display order (they add up to it)."""
+        return [size for _, _, size in self._decoded(data)[0]]
+
+
+class PyAVVideoCodec(ElementaryStreamFile):
     """codec: hevc | av1; qp: HEVC 0-51, SVT-AV1 1-63; intra_period: frames from one intra picture to
     the next (the learned codec's GOP); colour: ColourFormat settings; intra_qp (HEVC): the QP of the
     intra pictures when it should differ from qp (NN-VVC's regenerated reference), else flat;
@@ -172,54 +232,7 @@ class PyAVVideoCodec:
                     out.mux(packet)
         except av.error.FFmpegError as err:
             raise CodecError(f"{self.name}: {self.encoder} refused the {width}x{height} sequence: {err}") from None
-        return write_varint(count) + write_varint(height) + write_varint(width) + buffer.getvalue()
+        return self._file(count, height, width, buffer.getvalue())
 
-    def _split(self, data: bytes) -> tuple[int, int, int, bytes]:
-        count, pos = read_varint(data, 0, "frame count")
-        height, pos = read_varint(data, pos, "height")
-        width, pos = read_varint(data, pos, "width")
-        return count, height, width, data[pos:]
-
-    def payload_bytes(self, data: bytes) -> int:
-        return len(self._split(data)[3])
-
-    def _decoded(self, data: bytes) -> tuple[list, int, int]:
-        """((planes, picture type, bytes) per frame in display order, height, width); the last
-        stream's are kept, since decode, decode_planes, frame_types and frame_sizes all need them."""
-        cached = getattr(self, "_last_decoded", None)
-        if cached is not None and cached[0] == data:
-            return cached[1]
-        self._last_decoded = None  # a failed decode must not leave the previous stream's frames
-        result = self._decode_stream(data)
-        self._last_decoded = (bytes(data), result)
-        return result
-
-    def _decode_stream(self, data: bytes) -> tuple[list, int, int]:
-        count, height, width, stream = self._split(data)
-        try:
-            frames = decode_in_display_order(stream, self.stream_format, lambda f: planes_from_frame(f, self.colour))
-        except (av.error.FFmpegError, ValueError, BitstreamError) as err:
-            raise BitstreamError(f"{self.name}: cannot decode stream: {err}") from None
-        if len(frames) != count:
-            raise BitstreamError(f"{self.name}: stream decoded to {len(frames)} frames, expected {count}")
-        return frames, height, width
-
-    def decode(self, data: bytes) -> torch.Tensor:
-        frames, height, width = self._decoded(data)
-        return torch.stack([self.colour.from_planes(planes)[:, :height, :width] for planes, _, _ in frames])
-
-    def decode_planes(self, data: bytes) -> list[list[np.ndarray]]:
-        """The decoder's own [Y, Cb, Cr] planes per frame, cropped to the coded size: what JVET's YUV
-        PSNR compares against the source planes."""
-        frames, height, width = self._decoded(data)
-        chroma = (height, width) if self.colour.chroma == "444" else (-(-height // 2), -(-width // 2))
-        sizes = [(height, width), chroma, chroma]
-        return [[p[:h, :w] for p, (h, w) in zip(planes, sizes)] for planes, _, _ in frames]
-
-    def frame_types(self, data: bytes) -> list[str]:
-        """'I', 'P' or 'B' per decoded picture, in display order."""
-        return [kind for _, kind, _ in self._decoded(data)[0]]
-
-    def frame_sizes(self, data: bytes) -> list[int]:
-        """Bytes of each picture's access unit in the stream, in display order (they add up to it)."""
-        return [size for _, _, size in self._decoded(data)[0]]
+    def _pictures(self, stream: bytes, count: int, height: int, width: int) -> list[tuple[list, str, int]]:
+        return self._decoded_in_order(stream, lambda frame: planes_from_frame(frame, self.colour))

@@ -28,10 +28,9 @@ import av
 import numpy as np
 import torch
 
-from codec_networks.bitstream import read_varint, write_varint
 from conventional_codecs.base import check_int_range, pad_to_even
 from conventional_codecs.colour import ColourFormat, frame_planes
-from conventional_codecs.pyav_video import STRUCTURES, decode_in_display_order
+from conventional_codecs.pyav_video import STRUCTURES, ElementaryStreamFile
 from conventional_codecs.vvc_binaries import find_binary, run_binary
 from vcmlab.errors import BitstreamError, CodecError, ConfigError, InputError
 
@@ -82,7 +81,7 @@ def round_to_depth(plane: np.ndarray, coded: int, wanted: int) -> np.ndarray:
     return np.minimum(rounded, (1 << wanted) - 1).astype(np.uint8 if wanted == 8 else np.uint16)
 
 
-class VVCVideoCodec:
+class VVCVideoCodec(ElementaryStreamFile):
     """encoder: vtm | vvenc; structure: low_delay | random_access; config: the structure's .cfg file
     (required); qp: the base QP, 0-63; intra_period: frames from one intra picture to the next (null:
     the configuration file's); colour: ColourFormat settings (4:2:0)."""
@@ -182,24 +181,9 @@ class VVCVideoCodec:
             if not bitstream.is_file():
                 raise CodecError(f"{self.name}: {Path(self.encoder_path).name} wrote no bitstream")
             stream = bitstream.read_bytes()
-        return write_varint(count) + write_varint(height) + write_varint(width) + stream
+        return self._file(count, height, width, stream)
 
-    def _split(self, data: bytes) -> tuple[int, int, int, bytes]:
-        count, pos = read_varint(data, 0, "frame count")
-        height, pos = read_varint(data, pos, "height")
-        width, pos = read_varint(data, pos, "width")
-        return count, height, width, data[pos:]
-
-    def payload_bytes(self, data: bytes) -> int:
-        return len(self._split(data)[3])
-
-    def _decoded(self, data: bytes) -> tuple[list, int, int]:
-        """((planes, type, bytes) per picture in display order, height, width), of the last stream."""
-        cached = getattr(self, "_last_decoded", None)
-        if cached is not None and cached[0] == data:
-            return cached[1]
-        self._last_decoded = None
-        count, height, width, stream = self._split(data)
+    def _pictures(self, stream: bytes, count: int, height: int, width: int) -> list[tuple[list, str, int]]:
         depth = self.colour.bit_depth
 
         def planes(frame) -> list[np.ndarray]:
@@ -208,18 +192,11 @@ class VVCVideoCodec:
                 raise BitstreamError(f"{self.name}: the decoder returned {frame.format.name}, not 4:2:0")
             return [round_to_depth(p, coded, depth) for p in frame_planes(frame, coded)]
 
-        try:
-            pictures = decode_in_display_order(stream, self.stream_format, planes)
-        except (av.error.FFmpegError, ValueError) as err:
-            raise BitstreamError(f"{self.name}: cannot decode stream: {err}") from None
-        if len(pictures) != count:
-            raise BitstreamError(f"{self.name}: stream decoded to {len(pictures)} frames, expected {count}")
-        if self.decoder_path:  # the reference decoder's pictures; PyAV's parse still gives types and sizes
-            reference = self._reference_decode(stream, count, height, width)
+        pictures = self._decoded_in_order(stream, planes)
+        if self.decoder_path and len(pictures) == count:  # the reference decoder's pictures; PyAV's parse
+            reference = self._reference_decode(stream, count, height, width)  # still gives types and sizes
             pictures = [(planes, kind, size) for planes, (_, kind, size) in zip(reference, pictures, strict=True)]
-        result = (pictures, height, width)
-        self._last_decoded = (bytes(data), result)
-        return result
+        return pictures
 
     def _reference_decode(self, stream: bytes, count: int, height: int, width: int) -> list[list[np.ndarray]]:
         """The pictures DecoderAppStatic writes (display order, the source's bit depth via -d)."""
@@ -238,21 +215,3 @@ class VVCVideoCodec:
             )
         chunks = [raw[t * frame_bytes : (t + 1) * frame_bytes] for t in range(count)]
         return [self.colour.planes_from_raw(chunk, padded_h, padded_w) for chunk in chunks]
-
-    def decode(self, data: bytes) -> torch.Tensor:
-        pictures, height, width = self._decoded(data)
-        return torch.stack([self.colour.from_planes(planes)[:, :height, :width] for planes, _, _ in pictures])
-
-    def decode_planes(self, data: bytes) -> list[list[np.ndarray]]:
-        """The decoder's [Y, Cb, Cr] planes per frame at the source's bit depth, cropped to the coded size."""
-        pictures, height, width = self._decoded(data)
-        chroma = (-(-height // 2), -(-width // 2))
-        sizes = [(height, width), chroma, chroma]
-        return [[p[:h, :w] for p, (h, w) in zip(planes, sizes)] for planes, _, _ in pictures]
-
-    def frame_types(self, data: bytes) -> list[str]:
-        return [kind for _, kind, _ in self._decoded(data)[0]]
-
-    def frame_sizes(self, data: bytes) -> list[int]:
-        """Bytes of each picture's access unit, in display order (they add up to the stream)."""
-        return [size for _, _, size in self._decoded(data)[0]]
