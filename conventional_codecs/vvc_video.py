@@ -9,7 +9,8 @@ PATH, and give the structure's configuration file, as JVET's common test conditi
 The file sets the GOP, its QP offsets and the tools; the command line sets only what the sequence and
 the rate point decide: input size and bit depth (internal bit depth 10 for 8-bit sources, as the CTC),
 frame count, base QP, intra period, and for VVenC its perceptual QP adaptation off (`PerceptQPA=0`;
-VTM has no such tool). A low-delay sequence with an intra period refreshes with IDR pictures.
+VTM has no such tool). A low-delay sequence with an intra period refreshes with CRA pictures (no
+later picture references one before it; VTM refuses periodic IDR unless the period exceeds the GOP).
 
 Frames are converted to Y'CbCr by conventional_codecs.colour (explicit matrix, range, bit depth), written
 as one raw .yuv file and coded by one encoder run. Decoding: VTM's DecoderAppStatic when `decoder_path`
@@ -158,7 +159,7 @@ class VVCVideoCodec(ElementaryStreamFile):
         if self.intra_period is not None:
             common.append(f"--IntraPeriod={self.intra_period}")
             if self.structure == "low_delay":  # the low-delay files have no refresh (intra only at POC 0)
-                common.append(f"--DecodingRefreshType={2 if self.encoder == 'vtm' else 'idr'}")
+                common.append(f"--DecodingRefreshType={1 if self.encoder == 'vtm' else 'cra'}")
         if self.encoder == "vtm":
             own = [f"--SourceWidth={width}", f"--SourceHeight={height}", "--InputChromaFormat=420"]
         else:

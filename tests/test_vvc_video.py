@@ -61,7 +61,7 @@ def test_low_delay_sequence_round_trips_through_the_encoder_binary(fake_encoder,
     assert {"--QP=30", "--IntraPeriod=4", "--FramesToBeEncoded=9", "--SourceWidth=64", "--SourceHeight=48"} <= set(argv)
     assert "--InternalBitDepth=10" in argv and "--InputBitDepth=8" in argv
     assert ("--PerceptQPA=0" in argv) == (encoder == "vvenc")  # VVenC's perceptual QP adaptation off
-    assert ("--DecodingRefreshType=2" if encoder == "vtm" else "--DecodingRefreshType=idr") in argv
+    assert ("--DecodingRefreshType=1" if encoder == "vtm" else "--DecodingRefreshType=cra") in argv
     assert codec.frame_types(data) == ["I", "P", "P", "P", "I", "P", "P", "P", "I"]
     sizes = codec.frame_sizes(data)
     assert sum(sizes) == codec.payload_bytes(data) and min(sizes[0], sizes[4]) > max(sizes[1:4])
