@@ -51,7 +51,8 @@ POSITIONS = ((0, 0), (0, 1), (1, 0))  # the block positions a finer scale adds; 
 ORDERS = ("default", "random", "entropy")
 PARAM_GRID = 4096  # mixture parameters are rounded to multiples of 1/PARAM_GRID before coding
 CODING_RULE = 2  # in the stream: 2 = tables from parameters on the 1/4096 grid (1, unnamed: 1/64)
-OFFSETS = tuple(i / 4 for i in range(-8, 5))  # the log-scale offsets the encoder may choose; index 8 is 0
+OFFSETS = tuple(i / 4 for i in range(-8, 5))  # the log-scale offsets the encoder may choose
+NO_OFFSET = OFFSETS.index(0.0)
 
 
 def split_scales(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -340,8 +341,7 @@ class LosslessMSP(nn.Module):
 
         self._walk(scales[-1], shapes, order, seed, choose)
         adapt = sum(saved for _, saved in choices) > 8 * len(choices) * self.channels  # must pay for its bytes
-        zero = [OFFSETS.index(0.0)] * self.channels
-        offsets = iter([chosen if adapt else zero for chosen, _ in choices])
+        offsets = iter([chosen if adapt else [NO_OFFSET] * self.channels for chosen, _ in choices])
 
         def code(level: int, mixture: Mixture, mask: torch.Tensor) -> torch.Tensor:  # pass 2: the stream
             values = scales[level][..., mask]
@@ -363,16 +363,14 @@ class LosslessMSP(nn.Module):
         """Per channel the index in OFFSETS of the log-scale offset that codes `flat` (n, C) in fewest
         bits (estimated with log_prob on the rounded parameters), and the bits it saves over none."""
         decoded = [normalise(flat[:, c]) for c in range(self.channels)]
-        chosen, saved = [], 0.0
-        for c in range(self.channels):
-            bits = []
-            for offset in OFFSETS:
-                logits, means, log_scales = mixture.with_offsets([offset] * self.channels).rounded().channel(c, decoded)
-                bits.append(float(-log_prob(logits, means, log_scales, flat[:, c]).sum()) / math.log(2))
-            best = int(np.argmin(bits))
-            chosen.append(best)
-            saved += bits[OFFSETS.index(0.0)] - bits[best]
-        return chosen, saved
+        bits = np.zeros((len(OFFSETS), self.channels))
+        for k, offset in enumerate(OFFSETS):
+            shifted = mixture.with_offsets([offset] * self.channels).rounded()
+            for c in range(self.channels):
+                bits[k, c] = float(-log_prob(*shifted.channel(c, decoded), flat[:, c]).sum()) / math.log(2)
+        best = bits.argmin(axis=0)
+        saved = float((bits[NO_OFFSET] - bits[best, range(self.channels)]).sum())
+        return [int(i) for i in best], saved
 
     @torch.no_grad()
     def decode(self, data: bytes) -> torch.Tensor:
@@ -407,7 +405,7 @@ class LosslessMSP(nn.Module):
         coarse = torch.from_numpy(coarse.astype(np.float32)).reshape(1, self.channels, h, w).to(self._device)
 
         def code(level: int, mixture: Mixture, mask: torch.Tensor) -> torch.Tensor:
-            offsets = next(chosen, [OFFSETS.index(0.0)] * self.channels)
+            offsets = next(chosen, [NO_OFFSET] * self.channels)
             mixture = mixture.with_offsets([OFFSETS[i] for i in offsets]).rounded()
             values: list[torch.Tensor] = []
             for c in range(self.channels):

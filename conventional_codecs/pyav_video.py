@@ -106,6 +106,11 @@ class ElementaryStreamFile:
     all read. Subclasses have `name`, `colour`, `stream_format` and `_pictures(stream, count, height,
     width)`."""
 
+    def _source_planes(self, image: torch.Tensor) -> list[np.ndarray]:
+        """One RGB frame (3, H, W) in [0, 1] as 8-bit samples, padded to even sides, in `colour`'s planes."""
+        rgb = pad_to_even((image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+        return self.colour.to_planes(torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1))
+
     @staticmethod
     def _file(count: int, height: int, width: int, stream: bytes) -> bytes:
         return write_varint(count) + write_varint(height) + write_varint(width) + stream
@@ -218,9 +223,7 @@ class PyAVVideoCodec(ElementaryStreamFile):
             with av.open(buffer, "w", format=self.stream_format) as out:
                 stream = None
                 for t, image in enumerate(frames):
-                    rgb = pad_to_even((image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
-                    planes = self.colour.to_planes(torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1))
-                    frame = frame_from_planes(planes, self.colour)
+                    frame = frame_from_planes(self._source_planes(image), self.colour)
                     frame.pts = t
                     if stream is None:
                         stream = out.add_stream(self.encoder, rate=25)

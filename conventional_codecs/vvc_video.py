@@ -29,7 +29,7 @@ import av
 import numpy as np
 import torch
 
-from conventional_codecs.base import check_int_range, pad_to_even
+from conventional_codecs.base import check_int_range
 from conventional_codecs.colour import ColourFormat, frame_planes
 from conventional_codecs.pyav_video import STRUCTURES, ElementaryStreamFile
 from conventional_codecs.vvc_binaries import find_binary, run_binary
@@ -155,16 +155,15 @@ class VVCVideoCodec(ElementaryStreamFile):
             f"--FramesToBeEncoded={frames}",
             f"--QP={self.qp}",
             "--ConformanceWindowMode=1",  # pad to the minimum CU size, crop back on output
+            f"--SourceWidth={width}",
+            f"--SourceHeight={height}",
         ]
         if self.intra_period is not None:
             common.append(f"--IntraPeriod={self.intra_period}")
             if self.structure == "low_delay":  # the low-delay files have no refresh (intra only at POC 0)
                 common.append(f"--DecodingRefreshType={1 if self.encoder == 'vtm' else 'cra'}")
-        if self.encoder == "vtm":
-            own = [f"--SourceWidth={width}", f"--SourceHeight={height}", "--InputChromaFormat=420"]
-        else:
-            own = [f"--SourceWidth={width}", f"--SourceHeight={height}", "--PerceptQPA=0"]
-        return [self.encoder_path, "-c", self.config, "-i", str(yuv), "-b", str(bitstream), *common, *own]
+        own = "--InputChromaFormat=420" if self.encoder == "vtm" else "--PerceptQPA=0"  # VTM has no QPA
+        return [self.encoder_path, "-c", self.config, "-i", str(yuv), "-b", str(bitstream), *common, own]
 
     def encode(self, frames: torch.Tensor) -> bytes:
         if frames.dim() != 4 or frames.shape[1] != 3:
@@ -174,9 +173,7 @@ class VVCVideoCodec(ElementaryStreamFile):
             yuv_path, bitstream = Path(tmp) / "in.yuv", Path(tmp) / "out.266"
             with yuv_path.open("wb") as out:
                 for image in frames:
-                    rgb = pad_to_even((image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
-                    planes = self.colour.to_planes(torch.from_numpy(rgb).permute(2, 0, 1) / 255)
-                    out.write(self.colour.raw_bytes(planes))
+                    out.write(self.colour.raw_bytes(self._source_planes(image)))
             padded_h, padded_w = height + height % 2, width + width % 2
             run_binary(self.encoder_command(yuv_path, bitstream, padded_w, padded_h, count), self.timeout_s)
             if not bitstream.is_file():
