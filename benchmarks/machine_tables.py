@@ -1,10 +1,18 @@
 """Task-rate evidence of the machine methods with trained task networks (MobileNetV2, MTCNN).
 
-Method 6 so far: `icm_e2e` (R + D + MobileNetV2 KL term) against `lic_hyperprior` (R + D) trained for the
-same steps with the same optimiser at the same distortion weights, each rate point a real bitstream;
-top-1 agreement with MobileNetV2's prediction on the uncompressed image and face mAP@0.5 against
-MTCNN's faces on the uncompressed image (pseudo ground truth), next to JPEG, WebP and HEVC; BD-rates
-on each task metric where the curves allow one.
+Task metrics: top-1 agreement with MobileNetV2's prediction on the uncompressed image and face mAP@0.5
+against MTCNN's faces on the uncompressed image (pseudo ground truth); every rate point a real
+bitstream; BD-rates on each task metric where the curves allow one.
+- method 6: `icm_e2e` (R + D + MobileNetV2 KL term) against `lic_hyperprior` (R + D) trained for the
+  same steps with the same optimiser at the same distortion weights, next to JPEG, WebP and HEVC;
+- method 8: the icm_e2e checkpoints with latent finetuning at the encoder, with the task term (the
+  evaluated network's own task loss) and on R + λ·MSE alone (each checkpoint's λ), against the same
+  checkpoints without it;
+- method 2: the icm_e2e checkpoints after adversarial decoder finetuning (MobileNetV2 task loss):
+  task metrics and checkerboard score before and after, the payload unchanged;
+- method 1: HEVC + competitive, independent and winner-takes-all filter banks trained with
+  distortion=task (MobileNetV2 features, per-block choice by the same features) against HEVC, on
+  top-1 agreement.
 
     python -m benchmarks.machine_tables --steps 400 --out bench-results/machine_tables.json
 
@@ -128,80 +136,229 @@ def bd(anchor: list[dict], test: list[dict], metric: str) -> float | str:
         return f"n/a ({err})"
 
 
+def trained(overrides: list[str], steps: int, out: Path, reuse: bool, what: str) -> Path:
+    """One vcm-train run of `steps` steps (or, with --reuse, an earlier one's checkpoint that reached them)."""
+    checkpoint = out / "checkpoints" / "last.ckpt"
+    if reuse and checkpoint.is_file() and read_checkpoint(checkpoint).get("global_step") == steps:
+        print(f"reusing {checkpoint}", flush=True)
+        return checkpoint
+    start = time.perf_counter()
+    overrides = [*overrides, f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}"]
+    train(compose_config(["logger=none", "callbacks.anchor_comparison=null", *overrides], out))
+    GlobalHydra.instance().clear()
+    print(f"trained {what} in {time.perf_counter() - start:.0f}s", flush=True)
+    return checkpoint
+
+
+def checkpoint_list(paths: list[Path]) -> str:
+    return f"codec.ckpt_paths=[{','.join(map(str, paths))}]"
+
+
+def method8(args, checkpoints: list[Path], photos: Path, root: Path, curves: dict) -> dict:
+    """Latent finetuning of the icm_e2e checkpoints, with and without the task term."""
+    lof = ["codec=checkpoints_lof", checkpoint_list(checkpoints), f"codec.latent_refiner.steps={args.lof_steps}"]
+    variants = {
+        "lof_task": [
+            *lof,
+            f"codec.latent_refiner.task_weight={args.lof_task_weight}",
+            "codec.latent_refiner.task=${task}",
+        ],
+        "lof_mse": lof,
+    }
+    result = {}
+    for task, metric in TASKS.items():
+        for name, overrides in variants.items():
+            curves[task][f"icm_e2e+{name}"] = run_eval(
+                overrides, task, photos, root / "eval" / f"icm_e2e_{name}_{task}"
+            )
+        plain = curves[task]["icm_e2e"]
+        result[task] = {
+            f"{test} vs {anchor}": bd(curves[task][anchor], curves[task][test], metric)
+            for test, anchor in (
+                ("icm_e2e+lof_task", "icm_e2e"),
+                ("icm_e2e+lof_task", "icm_e2e+lof_mse"),
+                ("icm_e2e+lof_mse", "icm_e2e"),
+            )
+        }
+        result[task]["mean_change"] = {
+            name: mean_change(plain, curves[task][f"icm_e2e+{name}"], ("bpp", metric, "psnr")) for name in variants
+        }
+    return result
+
+
+def method2(args, checkpoints: list[Path], photos: Path, root: Path, curves: dict) -> dict:
+    """Adversarial decoder finetuning of each icm_e2e checkpoint: the same bits, another decoder."""
+    finetuned = [
+        trained(
+            [
+                "experiment=adversarial_finetune",
+                "task=mobilenet_v2",
+                f"module.codec_checkpoint={checkpoint}",
+            ],
+            args.adversarial_steps,
+            root / "train" / f"adversarial_{checkpoint.parent.parent.name}",
+            args.reuse,
+            f"adversarial finetuning of {checkpoint.parent.parent.name}",
+        )
+        for checkpoint in checkpoints
+    ]
+    result = {}
+    for task, metric in TASKS.items():
+        after = curves[task]["icm_e2e+adversarial"] = run_eval(
+            ["codec=checkpoints", checkpoint_list(finetuned)],
+            task,
+            photos,
+            root / "eval" / f"icm_e2e_adversarial_{task}",
+        )
+        result[task] = mean_change(curves[task]["icm_e2e"], after, ("bpp", metric, "psnr", "checkerboard"))
+    return result
+
+
+def method1(args, photos: Path, root: Path, curves: dict) -> dict:
+    """Filter banks trained on MobileNetV2 features, per-block choice by the same features, vs HEVC
+    (top-1 agreement only: the banks know no other network)."""
+    result = {}
+    for strategy in ("competitive", "independent", "winner_takes_all"):
+        bank = trained(
+            [
+                "experiment=competitive_filters",
+                "task=mobilenet_v2",
+                "module.distortion=task",
+                f"module.strategy={strategy}",
+                f"data.qps={HEVC_QPS}",
+                f"data.cache_dir={(root / 'decode_cache').resolve()}",
+            ],
+            args.filter_steps,
+            root / "train" / f"filters_{strategy}",
+            args.reuse,
+            f"{strategy} filter bank",
+        )
+        name = f"hevc+{strategy}"
+        curves[FILTER_TASK][name] = run_eval(
+            [
+                "codec=hevc_postfilter",
+                f"codec.ladder={HEVC_QPS}",
+                f"codec.postfilter.ckpt_path={bank}",
+                "codec.postfilter.objective=task",
+                "codec.postfilter.task=${task}",
+            ],
+            FILTER_TASK,
+            photos,
+            root / "eval" / f"{name}_{FILTER_TASK}",
+        )
+        hevc, filtered = curves[FILTER_TASK]["hevc"], curves[FILTER_TASK][name]
+        result[strategy] = {
+            "bd_rate_vs_hevc": bd(hevc, filtered, TASKS[FILTER_TASK]),
+            "mean_change": mean_change(hevc, filtered, ("bpp", TASKS[FILTER_TASK], "psnr")),
+        }
+    return result
+
+
+def mean_change(before: list[dict], after: list[dict], metrics: tuple[str, ...]) -> dict:
+    """Per metric: the mean over rate points of before and after, and their difference."""
+    out = {}
+    for metric in metrics:
+        a = [s[metric] for s in before if metric in s]
+        b = [s[metric] for s in after if metric in s]
+        if a and b:
+            out[metric] = {
+                "before": sum(a) / len(a),
+                "after": sum(b) / len(b),
+                "change": sum(b) / len(b) - sum(a) / len(a),
+            }
+    return out
+
+
+HEVC_QPS = "[32,37,42,47]"
+ANCHORS = {
+    "jpeg": ["codec=jpeg", "codec.ladder=[2,5,10,20,40]"],
+    "webp": ["codec=webp", "codec.ladder=[1,5,10,20,40]"],
+    "hevc": ["codec=hevc", f"codec.ladder={HEVC_QPS}"],
+}
+FILTER_TASK = "mobilenet_v2"  # method 1's banks are trained and choose blocks on its features: top-1 only
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=["6", "8", "2", "1"], choices=["6", "8", "2", "1"])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--distortion-weights", type=float, nargs="+", default=[0.0025, 0.005, 0.01, 0.02])
+    parser.add_argument("--lof-steps", type=int, default=30, help="method 8: Adam steps on each latent")
+    parser.add_argument("--lof-task-weight", type=float, default=1.0, help="method 8: w_t of the task term")
+    parser.add_argument("--adversarial-steps", type=int, default=100, help="method 2: finetuning steps per checkpoint")
+    parser.add_argument("--filter-steps", type=int, default=200, help="method 1: training steps per filter bank")
     parser.add_argument("--frames-per-clip", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("bench-results/machine_tables.json"))
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep checkpoints an earlier run of this benchmark trained with the same steps and weight",
+        help="keep checkpoints an earlier run of this benchmark trained with the same settings",
     )
     args = parser.parse_args()
     root = args.out.parent / "machine_tables"
     photos = root / "photos"
     names = write_photos(photos, args.frames_per_clip)
+    shutil.rmtree(root / "eval", ignore_errors=True)  # every run evaluates afresh (--reuse keeps checkpoints)
     curves: dict[str, dict[str, list[dict]]] = {task: {} for task in TASKS}
-    anchors = {
-        "jpeg": ["codec=jpeg", "codec.ladder=[2,5,10,20,40]"],
-        "webp": ["codec=webp", "codec.ladder=[1,5,10,20,40]"],
-        "hevc": ["codec=hevc", "codec.ladder=[32,37,42,47]"],
-    }
-    for name, overrides in anchors.items():
+    for name, overrides in ANCHORS.items():
         for task in TASKS:
             curves[task][name] = run_eval(overrides, task, photos, root / "eval" / f"{name}_{task}")
     timings = {}
-    for experiment in ("icm_e2e", "lic_hyperprior"):
+    learned = [e for e, part in (("icm_e2e", {"6", "8", "2"}), ("lic_hyperprior", {"6"})) if part & set(args.methods)]
+    checkpoints = {}
+    for experiment in learned:
         start = time.perf_counter()
-        checkpoints = train_rate_points(experiment, args, root / "train")
+        checkpoints[experiment] = train_rate_points(experiment, args, root / "train")
         timings[experiment] = time.perf_counter() - start
         for task in TASKS:
             curves[task][experiment] = run_eval(
-                ["codec=checkpoints", f"codec.ckpt_paths=[{','.join(map(str, checkpoints))}]"],
+                ["codec=checkpoints", checkpoint_list(checkpoints[experiment])],
                 task,
                 photos,
                 root / "eval" / f"{experiment}_{task}",
             )
-    keep = ("name", "bpp", "psnr", "top1_agreement", "top5_agreement", "map")
-    table = {
+    result: dict = {"photos": names, "settings": {k: str(v) for k, v in vars(args).items()}, "train_seconds": timings}
+    if "6" in args.methods:
+        result["method6_bd_rate_percent"] = {
+            metric_name: {
+                test: {anchor: bd(curves[task][anchor], curves[task][test], metric) for anchor in ANCHORS}
+                for test in learned
+            }
+            for metric_name, (task, metric) in {
+                **{task: (task, metric) for task, metric in TASKS.items()},
+                "psnr": ("mobilenet_v2", "psnr"),
+            }.items()
+        }
+    parts = {"8": method8, "2": method2}
+    for part in ("8", "2", "1"):
+        if part in args.methods:
+            start = time.perf_counter()
+            if part == "1":
+                result["method1"] = method1(args, photos, root, curves)
+            else:
+                result[f"method{part}"] = parts[part](args, checkpoints["icm_e2e"], photos, root, curves)
+            timings[f"method{part}"] = time.perf_counter() - start
+    keep = ("name", "bpp", "psnr", "checkerboard", "top1_agreement", "top5_agreement", "map")
+    result["curves"] = {
         task: {codec: [{k: s[k] for k in keep if k in s} for s in points] for codec, points in per_codec.items()}
         for task, per_codec in curves.items()
     }
-    bd_rates = {
-        task: {
-            test: {anchor: bd(curves[task][anchor], curves[task][test], metric) for anchor in anchors}
-            for test in ("icm_e2e", "lic_hyperprior")
-        }
-        for task, metric in TASKS.items()
-    }
-    bd_rates["psnr"] = {
-        test: {anchor: bd(curves["mobilenet_v2"][anchor], curves["mobilenet_v2"][test], "psnr") for anchor in anchors}
-        for test in ("icm_e2e", "lic_hyperprior")
-    }
-    result = {
-        "photos": names,
-        "steps": args.steps,
-        "distortion_weights": args.distortion_weights,
-        "train_seconds": timings,
-        "curves": table,
-        "bd_rate_percent": bd_rates,
-    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    nan = float("nan")
     for task, metric in TASKS.items():
-        print(f"\n{task} ({metric} vs bpp, {len(names)} photos):")
-        for codec, points in table[task].items():
-            print(f"  {codec:15s} " + "  ".join(f"{p['bpp']:.3f}:{p.get(metric, float('nan')):.3f}" for p in points))
-    for metric, per_test in bd_rates.items():
-        for test, per_anchor in per_test.items():
+        print(f"\n{task} (bpp: {metric} / psnr / checkerboard, {len(names)} photos):")
+        for codec, points in result["curves"][task].items():
             print(
-                f"BD-rate {metric} {test}: "
-                + ", ".join(
-                    f"vs {a} {v:.1f}%" if isinstance(v, float) else f"vs {a} {v}" for a, v in per_anchor.items()
+                f"  {codec:28s} "
+                + "  ".join(
+                    f"{p['bpp']:.3f}: {p.get(metric, nan):.2f} / {p['psnr']:.1f} / {p.get('checkerboard', nan):.3f}"
+                    for p in points
                 )
             )
+    for key in ("method6_bd_rate_percent", "method8", "method2", "method1"):
+        if key in result:
+            print(f"\n{key}: {json.dumps(result[key], indent=1)}")
 
 
 if __name__ == "__main__":

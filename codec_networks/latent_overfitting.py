@@ -91,13 +91,18 @@ class LatentOverfitter:
         steps: int = 100,
         lr: float = 1e-2,
         rate_weight: float = 1.0,
-        distortion_weight: float = 0.013,
+        distortion_weight: float | None = 0.013,  # None: in vcm-eval's codec config, each checkpoint's λ
         task_weight: float = 0.0,
         task: TaskNetwork | None = None,
         surrogate: Surrogate = "sga",
         sga_tau: tuple[float, float] = (0.5, 0.05),
         optimizer: Literal["adam", "normalized_gd"] = "adam",
     ):
+        if distortion_weight is None:
+            raise ValueError(
+                "LatentOverfitter needs a distortion_weight; null is for codec.latent_refiner in vcm-eval, "
+                "which takes each checkpoint's training λ"
+            )
         if task_weight > 0 and task is None:
             raise ValueError("latent overfitting with task_weight > 0 needs a task network")
         _quantize(torch.zeros(1), surrogate, 1.0)  # validates the name now, not after the first image
@@ -106,6 +111,22 @@ class LatentOverfitter:
         self.steps, self.lr, self.surrogate, self.sga_tau, self.optimizer = steps, lr, surrogate, sga_tau, optimizer
         self.weights = (rate_weight, distortion_weight, task_weight)
         self.task = task
+
+    @property
+    def settings(self) -> dict:
+        """What an evaluation summary states of the refiner (the λ each rate point used included)."""
+        rate_w, dist_w, task_w = self.weights
+        return {
+            "name": type(self).__name__,
+            "steps": self.steps,
+            "lr": self.lr,
+            "surrogate": self.surrogate,
+            "optimizer": self.optimizer,
+            "rate_weight": rate_w,
+            "distortion_weight": dist_w,
+            "task_weight": task_w,
+            "task": type(self.task).__name__ if self.task is not None else None,
+        }
 
     def tau(self, step: int) -> float:
         """SGA temperature, decaying exponentially from sga_tau[0] to sga_tau[1] over the steps."""

@@ -171,7 +171,9 @@ class LearnedCodec:
             "model": type(self.model).__name__,
             "fingerprint": self.fingerprint.hex(),
             "pad_multiple": self.pad_multiple,
-            "latent_refiner": type(self.latent_refiner).__name__ if self.latent_refiner else None,
+            "latent_refiner": getattr(self.latent_refiner, "settings", type(self.latent_refiner).__name__)
+            if self.latent_refiner
+            else None,
             "device": str(self.device),
         }
 

@@ -93,3 +93,24 @@ def test_vcm_eval_with_lof_lowers_the_rd_cost_of_the_same_checkpoint(trained_run
     assert sum(costs["lof"]) < sum(costs["plain"])
     summary = json.loads((tmp_path / "lof" / "summaries.json").read_text())[0]
     assert summary["encode_s"] > summary["decode_s"]  # the encoder did the extra work
+    assert summary["codec_settings"]["latent_refiner"]["distortion_weight"] == LAMBDA  # the checkpoint's own λ
+
+
+def test_refiner_takes_each_checkpoints_own_lambda():
+    """codec.latent_refiner.distortion_weight=null: every rate point overfits with the λ it was trained
+    with; a checkpoint without one is refused, naming the setting."""
+    from omegaconf import OmegaConf
+
+    from vcmlab.errors import ConfigError
+    from vcmlab.evaluation.rate_points import build_refiner
+
+    cfg = OmegaConf.create({"_target_": "codec_networks.latent_overfitting.LatentOverfitter", "distortion_weight": None})
+    stored = {"vcmlab_config": {"module": {"loss": {"distortion_weight": 0.0025}}}}
+    assert build_refiner(cfg, stored, "a.ckpt").weights == (1.0, 0.0025, 0.0)
+    fixed = OmegaConf.merge(cfg, {"distortion_weight": 0.02})
+    assert build_refiner(fixed, stored, "a.ckpt").weights == (1.0, 0.02, 0.0)
+    with pytest.raises(ConfigError, match="b.ckpt has none: set codec.latent_refiner.distortion_weight"):
+        build_refiner(cfg, {"vcmlab_config": {"module": {}}}, "b.ckpt")
+    ms_ssim = {"vcmlab_config": {"module": {"distortion": "ms_ssim", "loss": {"distortion_weight": 8.0}}}}
+    with pytest.raises(ConfigError, match="has none"):
+        build_refiner(cfg, ms_ssim, "c.ckpt")

@@ -17,7 +17,7 @@ from codec_networks.postfilter_codecs import AdaptedFilterCodec, BlockFilterCode
 from conventional_codecs import ImageCodec, ScaledCodec
 from conventional_codecs.container import SealedCodec
 from task_networks import TaskNetwork
-from vcmlab.checkpoints import load_codec, load_filter_bank, read_tensor_file
+from vcmlab.checkpoints import load_codec, load_filter_bank, read_checkpoint, read_tensor_file, stored_config
 from vcmlab.cli import user_error
 from vcmlab.errors import ConfigError
 
@@ -42,7 +42,7 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
         paths = list(paths) if isinstance(paths, (list, ListConfig)) else [paths]
         if not paths:
             raise ConfigError("codec.ckpt_paths is empty: give one checkpoint per rate point")
-        refiner = instantiate(codec_cfg.latent_refiner) if codec_cfg.get("latent_refiner") else None
+        refiner_cfg = codec_cfg.get("latent_refiner")
         bias_sets = codec_cfg.get("bias_sets")
         if bias_sets is not None:  # one file per checkpoint: each decoder has its own biases
             bias_sets = list(bias_sets) if isinstance(bias_sets, (list, ListConfig)) else [bias_sets]
@@ -50,10 +50,12 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
                 raise ValueError(f"codec.bias_sets needs one file per checkpoint ({len(paths)}), got {len(bias_sets)}")
 
         def make_codec(i: int, refine: bool) -> ImageCodec:
-            model = load_codec(paths[i])
+            stored = read_checkpoint(paths[i])
+            model = load_codec(paths[i], stored)
             if not isinstance(model, CompressionModel):
                 raise ConfigError(f"{paths[i]} holds a lossless model: evaluate it with codec=lossless")
-            learned = LearnedCodec(model, device, latent_refiner=refiner if refine else None)
+            refiner = build_refiner(refiner_cfg, stored, paths[i]) if refine and refiner_cfg else None
+            learned = LearnedCodec(model, device, latent_refiner=refiner)
             if refine and learned.aux_loss_before > AUX_LOSS_CONVERGED:
                 message = (
                     f"{paths[i]}: the entropy bottlenecks' quantiles were not converged (aux loss "
@@ -89,6 +91,23 @@ def build_rate_points(codec_cfg: DictConfig, device: str) -> list[RatePoint]:
                 points.append(RatePoint(codec.name, codec, codec, scale=float(scale)))
         return points
     raise ConfigError(f"codec.kind must be 'learned', 'conventional' or 'lossless', got {codec_cfg.kind!r}")
+
+
+def build_refiner(cfg: DictConfig, checkpoint: dict, path: str):
+    """codec.latent_refiner for one checkpoint; distortion_weight: null takes the λ that checkpoint was
+    trained with, so one config serves a whole ladder of rate points."""
+    if cfg.get("distortion_weight", 0.0) is not None:
+        return instantiate(cfg)
+    module = stored_config(checkpoint, path).get("module", {})
+    weight = module.get("loss", {}).get("distortion_weight")
+    if module.get("distortion", "mse") != "mse":  # the refiner's D is MSE: another D's λ means nothing
+        weight = None
+    if not isinstance(weight, (int, float)):
+        raise ConfigError(
+            f"codec.latent_refiner.distortion_weight=null takes the checkpoint's module.loss.distortion_weight (for MSE), "
+            f"but {path} has none: set codec.latent_refiner.distortion_weight"
+        )
+    return instantiate(cfg, distortion_weight=float(weight))
 
 
 def build_ladder_codec(codec_cfg: DictConfig, value) -> ImageCodec:
