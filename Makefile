@@ -91,7 +91,7 @@ bench-video: install
 bench-anchors: install
 	$(PY) -m benchmarks.anchor_table --out bench-results/anchor_table.json
 
-## machine methods with the trained task networks: rate vs top-1 agreement / face mAP, BD-rates -> bench-results/machine_tables.json
+## machine methods 6, 8, 2, 1 with the trained task networks: rate vs top-1 agreement / face mAP, BD-rates -> bench-results/machine_tables.{json,md}
 bench-machines: install
 	$(PY) -m benchmarks.machine_tables --out bench-results/machine_tables.json
 

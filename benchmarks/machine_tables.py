@@ -345,20 +345,26 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    nan = float("nan")
+    args.out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    """The curves (bpp: task metric | PSNR | checkerboard per rate point) and each method's summary."""
+    lines = []
     for task, metric in TASKS.items():
-        print(f"\n{task} (bpp: {metric} / psnr / checkerboard, {len(names)} photos):")
+        lines += [f"\n{task}: bpp: {metric} | RGB PSNR | checkerboard, {len(result['photos'])} photos", ""]
+        lines += ["| codec | rate points |", "|---|---|"]
         for codec, points in result["curves"][task].items():
-            print(
-                f"  {codec:28s} "
-                + "  ".join(
-                    f"{p['bpp']:.3f}: {p.get(metric, nan):.2f} / {p['psnr']:.1f} / {p.get('checkerboard', nan):.3f}"
-                    for p in points
-                )
+            cells = "; ".join(
+                f"{p['bpp']:.3f}: {p.get(metric, float('nan')):.2f} \\| {p['psnr']:.1f} \\| {p['checkerboard']:.3f}"
+                for p in points
             )
+            lines.append(f"| {codec} | {cells} |")
     for key in ("method6_bd_rate_percent", "method8", "method2", "method1"):
         if key in result:
-            print(f"\n{key}: {json.dumps(result[key], indent=1)}")
+            lines += ["", f"{key}:", "", "```", json.dumps(result[key], indent=1), "```"]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
