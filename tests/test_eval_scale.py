@@ -211,3 +211,34 @@ def test_shards_and_their_merge_log_into_one_wandb_group(make_cfg, tmp_path, mon
     group = "eval-" + json.loads((shards[0] / MANIFEST).read_text())["fingerprint"][:12]
     assert made == [(group, "shard_0"), (group, "shard_1"), (group, "merge")]
     assert list((tmp_path / "merged").glob("wandb/offline-run-*"))  # the merge's run, offline
+
+
+def test_a_rerun_recodes_an_image_whose_content_changed_under_the_same_name(make_cfg, tmp_path):
+    """Records and the cached predictions on the originals belong to an image's pixels, not its name:
+    after chelsea.png is replaced by another photo, a rerun codes and classifies it again and keeps
+    the other image's records."""
+    import skimage.data
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("chelsea", "rocket"):
+        Image.fromarray(getattr(skimage.data, name)()).save(photos / f"{name}.png")
+    data = ["data=image_folder", f"data.train_dir={photos}", f"data.val_dir={photos}", "data.num_workers=0"]
+    overrides = [*data, "codec=jpeg", "codec.ladder=[75]", "task=mobilenet_v2", "metric_reference=uncompressed"]
+
+    def records() -> dict:
+        folder = tmp_path / "out" / "jpeg_q75" / "records"
+        return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+
+    run_eval(make_cfg, tmp_path / "out", *overrides)
+    before = records()
+    kept = (tmp_path / "out" / "jpeg_q75" / "bitstreams" / "rocket.bin").stat().st_ino
+    Image.fromarray(skimage.data.coffee()).save(photos / "chelsea.png")
+    run_eval(make_cfg, tmp_path / "out", *overrides)
+    after = records()
+    assert after["rocket"] == before["rocket"]
+    assert (tmp_path / "out" / "jpeg_q75" / "bitstreams" / "rocket.bin").stat().st_ino == kept
+    assert after["chelsea"]["source_sha256"] != before["chelsea"]["source_sha256"]
+    assert after["chelsea"]["row"]["bytes"] != before["chelsea"]["row"]["bytes"]
+    assert after["chelsea"]["task"]["uncompressed"] != before["chelsea"]["task"]["uncompressed"]  # cat -> espresso

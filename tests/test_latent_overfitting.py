@@ -104,7 +104,9 @@ def test_refiner_takes_each_checkpoints_own_lambda():
     from vcmlab.errors import ConfigError
     from vcmlab.evaluation.rate_points import build_refiner
 
-    cfg = OmegaConf.create({"_target_": "codec_networks.latent_overfitting.LatentOverfitter", "distortion_weight": None})
+    cfg = OmegaConf.create(
+        {"_target_": "codec_networks.latent_overfitting.LatentOverfitter", "distortion_weight": None}
+    )
     stored = {"vcmlab_config": {"module": {"loss": {"distortion_weight": 0.0025}}}}
     assert build_refiner(cfg, stored, "a.ckpt").weights == (1.0, 0.0025, 0.0)
     fixed = OmegaConf.merge(cfg, {"distortion_weight": 0.02})

@@ -157,3 +157,40 @@ def test_latent_finetuning_for_machines_takes_the_classifier(classifier, trained
     with torch.no_grad():
         before, after = (float(refiner.objective(model, x, latent, 0)) for latent in (y, refined))
     assert after < before and not any(p.grad is not None for p in classifier.parameters())
+
+
+def test_face_map_against_openimages_human_face_boxes(make_cfg, tmp_path):
+    """The OpenImages protocol with real boxes for the face detector: a 'Human face' box in OpenImages'
+    CSV layout (the astronaut's face, as the reference MTCNN finds it) and a photo verified to have no
+    face; `data.classes='[Human face]'` makes the class label 1, MTCNN's. A good JPEG keeps mAP 1; a
+    grey image in the astronaut's place (the face gone) gives 0."""
+    from PIL import Image
+
+    from vcmlab.evaluation import evaluate
+
+    images = tmp_path / "img"
+    images.mkdir()
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(getattr(skimage.data, name)()).save(images / f"{name}.jpg", quality=95)
+    x0, y0, x1, y1 = (float(v) / 512 for v in ASTRONAUT_FACE[0])
+    (tmp_path / "bbox.csv").write_text(
+        f"ImageID,LabelName,XMin,XMax,YMin,YMax,IsGroupOf\nastronaut,Human face,{x0},{x1},{y0},{y1},0\n"
+    )
+    (tmp_path / "labels.csv").write_text("ImageID,LabelName,Confidence\nastronaut,Human face,1\ncoffee,Human face,0\n")
+    data = [
+        "data=openimages",
+        f"data.val.image_dir={images}",
+        f"data.val.bbox_csv={tmp_path / 'bbox.csv'}",
+        f"data.val.labels_csv={tmp_path / 'labels.csv'}",
+        "data.val.subset_list=null",
+        "data.train=null",
+        "data.num_workers=0",
+        "data.classes=[Human face]",
+        "data.unknown_labels=drop",
+        "task=mtcnn_faces",
+    ]
+    point = evaluate(make_cfg(*data, "codec=jpeg", "codec.ladder=[90]", config_name="eval", fast=False))[0]
+    assert point["metric_reference"] == "labels" and point["map"] == pytest.approx(1.0), point
+    Image.new("RGB", (512, 512), (128, 128, 128)).save(images / "astronaut.jpg", quality=95)
+    point = evaluate(make_cfg(*data, "codec=jpeg", "codec.ladder=[90]", config_name="eval", fast=False))[0]
+    assert point["map"] == pytest.approx(0.0), point  # the same run directory: the changed image is coded anew

@@ -34,7 +34,7 @@ from vcmlab.evaluation.manifest import (
 )
 from vcmlab.evaluation.outputs import TIMING_COLUMNS, log_shard, write_outputs
 from vcmlab.evaluation.rate_points import build_rate_points
-from vcmlab.evaluation.records import read_verified_record
+from vcmlab.evaluation.records import read_verified_record, source_sha256
 from vcmlab.evaluation.runner import code_image, point_info, write_rate_point
 from vcmlab.evaluation.task_scores import TaskScorer
 
@@ -73,7 +73,7 @@ class ImageCoder:
             return None, False
         point_dir = self.out_root / point_name
         record = read_verified_record(point_dir, item["name"])
-        if record is not None and record.get("index") == index:
+        if record is not None and record.get("index") == index and record.get("source_sha256") == source_sha256(item):
             return record, False
         with torch.inference_mode():
             return code_image(self.points[point_name], item, index, point_dir, self.scorer, self.yuv_matrix), True

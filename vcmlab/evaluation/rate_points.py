@@ -104,8 +104,8 @@ def build_refiner(cfg: DictConfig, checkpoint: dict, path: str):
         weight = None
     if not isinstance(weight, (int, float)):
         raise ConfigError(
-            f"codec.latent_refiner.distortion_weight=null takes the checkpoint's module.loss.distortion_weight (for MSE), "
-            f"but {path} has none: set codec.latent_refiner.distortion_weight"
+            "codec.latent_refiner.distortion_weight=null takes the checkpoint's module.loss.distortion_weight "
+            f"(for MSE), but {path} has none: set codec.latent_refiner.distortion_weight"
         )
     return instantiate(cfg, distortion_weight=float(weight))
 

@@ -1,6 +1,7 @@
 """Per-image results of an image evaluation as files. Each (rate point, image) leaves its bitstream,
 `<rate point>/bitstreams/<name>.bin`, and a record, `<rate point>/records/<name>.json`, which holds the
-image's row of per_image.csv, the bitstream's size and SHA-256 and, with a task network, its
+image's row of per_image.csv, the bitstream's size and SHA-256, the SHA-256 of the source pixels
+(a rerun recodes an image whose content changed under the same name) and, with a task network, its
 predictions and the reference they are scored against. Every figure an evaluation reports is computed
 from records read back through the same JSON, so an uninterrupted run, a resumed run, a run with
 workers and a merge of shards report the same numbers.
@@ -33,6 +34,18 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def source_sha256(item: dict) -> str:
+    """SHA-256 of an item's pixels (kept in the item): a record or a cached prediction counts for the
+    image only while the image is the same, not merely one of the same name."""
+    if "source_sha256" not in item:
+        item["source_sha256"] = pixels_sha256(item["image"])
+    return item["source_sha256"]
+
+
+def pixels_sha256(x) -> str:
+    return sha256(x.detach().cpu().contiguous().numpy().tobytes())
 
 
 def bitstream_path(point_dir: Path, name: str) -> Path:

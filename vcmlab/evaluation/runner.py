@@ -21,7 +21,7 @@ from vcm_metrics.artifacts import checkerboard_score
 from vcmlab.errors import InputError
 from vcmlab.evaluation.outputs import TIMING_COLUMNS, write_csv
 from vcmlab.evaluation.rate_points import RatePoint
-from vcmlab.evaluation.records import bitstream_path, sha256, write_atomic, write_record
+from vcmlab.evaluation.records import bitstream_path, sha256, source_sha256, write_atomic, write_record
 from vcmlab.evaluation.task_scores import TaskScorer, score_task_records
 
 MEAN_COLUMNS = (
@@ -85,7 +85,8 @@ def code_image(
         extra["bias_set"] = point.sender.codec.side_info(data)[0]
     extra |= getattr(point.sender, "last_encode_info", {})  # side-information sizes, filter choices
     metrics_s = time.perf_counter() - start
-    record = {"index": index, "name": name, "bitstream": {"bytes": len(data), "sha256": sha256(data)}}
+    record = {"index": index, "name": name, "source_sha256": source_sha256(item)}
+    record["bitstream"] = {"bytes": len(data), "sha256": sha256(data)}
     start = time.perf_counter()
     if scorer is not None:
         scorer.begin()  # one image's record at a time: the records hold what is kept

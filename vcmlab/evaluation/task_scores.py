@@ -23,7 +23,7 @@ from pycocotools import mask as mask_utils
 from task_networks import TaskNetwork
 from vcm_metrics import evaluate_coco, evaluate_openimages, top_k_accuracy, top_k_agreement
 from vcmlab.errors import ConfigError
-from vcmlab.evaluation.records import write_atomic
+from vcmlab.evaluation.records import pixels_sha256, write_atomic
 
 METRIC_REFERENCES = ("labels", "uncompressed")
 
@@ -138,14 +138,19 @@ class TaskScorer:
         if name in self._uncompressed:
             return self._uncompressed[name]
         path = self.cache_dir / f"{name}.json" if self.cache_dir is not None else None
+        source = pixels_sha256(x)
         try:
-            prediction = json.loads(path.read_text()) if path is not None else None
+            cached = json.loads(path.read_text()) if path is not None else None
         except (OSError, ValueError):  # not made yet, or damaged: made again
-            prediction = None
+            cached = None
+        # made on this very image (not an earlier one of the same name)?
+        prediction = (
+            cached.get("prediction") if isinstance(cached, dict) and cached.get("source_sha256") == source else None
+        )
         if prediction is None:
             prediction = to_json(to_numpy(self.task.predict(x[None])[0]))
             if path is not None:
-                write_atomic(path, json.dumps(prediction).encode())
+                write_atomic(path, json.dumps({"source_sha256": source, "prediction": prediction}).encode())
         self._uncompressed[name] = prediction
         return prediction
 
