@@ -67,6 +67,8 @@ register(
     levels=int,
     components=int,
     hidden=int,
+    adaptive_base=bool,
+    parent_component=bool,
 )
 register(
     CODECS,

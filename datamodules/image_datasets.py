@@ -130,9 +130,14 @@ class ImageFileDataset(SkippingDataset):
     def __len__(self) -> int:
         return len(self.paths) * self.repeats
 
-    def load_item(self, index: int) -> dict:
+    def read(self, index: int) -> tuple[torch.Tensor, str]:
+        """The whole image `index` (before cropping) and its name."""
         path = self.paths[index % len(self.paths)]
-        image = checked_load(path, self.crop_size, self.crop_setting, skippable=self.crop_setting.startswith("data."))
+        skippable = self.crop_setting.startswith("data.")
+        return checked_load(path, self.crop_size, self.crop_setting, skippable=skippable), path.stem
+
+    def load_item(self, index: int) -> dict:
+        image, name = self.read(index)
         if self.crop_size is not None:
             top, left = crop_window(*image.shape[-2:], self.crop_size, random=self.train)
             image = image[:, top : top + self.crop_size, left : left + self.crop_size]
@@ -140,4 +145,4 @@ class ImageFileDataset(SkippingDataset):
             image = image.flip(-1)
         if self.transform is not None:
             image = self.transform(image)
-        return {"image": image, "name": path.stem}
+        return {"image": image, "name": name}

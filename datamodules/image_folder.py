@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from datamodules.base import ImageDataModule, check_count
+from datamodules.decoded_copies import check_kinds, training_set
 from datamodules.image_datasets import BadImagePolicy, ImageFileDataset
 from datamodules.image_io import list_images
 from vcmlab.errors import ConfigError
@@ -28,7 +29,8 @@ def split_by_name(paths: list[Path], val_fraction: float) -> tuple[list[Path], l
 
 
 class ImageFolderDataModule(ImageDataModule):
-    """train_dir (+ val_dir, + test_dir); without val_dir a fixed fraction of train_dir validates."""
+    """train_dir (+ val_dir, + test_dir); without val_dir a fixed fraction of train_dir validates.
+    `decoded_copies`: see datamodules.decoded_copies (training split only)."""
 
     def __init__(
         self,
@@ -40,6 +42,7 @@ class ImageFolderDataModule(ImageDataModule):
         val_crop_size: int | None = None,
         train_repeats: int = 1,
         on_bad_image: BadImagePolicy = "error",
+        decoded_copies: list[str] | None = None,
         **loader_kwargs,
     ):
         super().__init__(**loader_kwargs)
@@ -53,6 +56,7 @@ class ImageFolderDataModule(ImageDataModule):
         self.val_crop_size = check_count(val_crop_size, "val_crop_size", allow_none=True)
         self.train_repeats = check_count(train_repeats, "train_repeats")
         self.on_bad_image = on_bad_image
+        self.decoded_copies = check_kinds(decoded_copies)
 
     def make_datasets(self, stage):
         files = {split: list_images(d) for split, d in self.dirs.items() if d is not None}
@@ -60,12 +64,10 @@ class ImageFolderDataModule(ImageDataModule):
             files["train"], files["val"] = split_by_name(files["train"], self.val_fraction)
         datasets = {}
         for split, paths in files.items():
-            train = split == "train"
-            datasets[split] = ImageFileDataset(
-                paths,
-                self.crop_size if train else self.val_crop_size,
-                train=train,
-                repeats=self.train_repeats if train else 1,
-                on_bad_image=self.on_bad_image,
-            )
+            if split == "train":
+                datasets[split] = training_set(
+                    paths, self.decoded_copies, self.crop_size, self.train_repeats, self.on_bad_image
+                )
+            else:
+                datasets[split] = ImageFileDataset(paths, self.val_crop_size, False, on_bad_image=self.on_bad_image)
         return datasets

@@ -6,6 +6,7 @@ import importlib.resources
 from pathlib import Path
 
 from datamodules.base import ImageDataModule, check_count
+from datamodules.decoded_copies import check_kinds, training_set
 from datamodules.image_datasets import BadImagePolicy, ImageFileDataset
 from vcmlab.errors import ConfigError
 
@@ -36,7 +37,8 @@ def sample_image_paths(names: tuple[str, ...]) -> list[Path]:
 class SampleDataModule(ImageDataModule):
     """Random crops of 7 photographs for training, centre crops of 2 others for validation.
     `train_images`: other files of scikit-image's data folder to train on instead (never the
-    validation photos)."""
+    validation photos); `decoded_copies`: kinds of datamodules.decoded_copies to add a JPEG- or
+    H.264-decoded copy of every training image (the lossless experiment)."""
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class SampleDataModule(ImageDataModule):
         train_repeats: int = 8,
         on_bad_image: BadImagePolicy = "error",
         train_images: list[str] | None = None,
+        decoded_copies: list[str] | None = None,
         **loader_kwargs,
     ):
         super().__init__(**loader_kwargs)
@@ -58,10 +61,12 @@ class SampleDataModule(ImageDataModule):
         self.val_crop_size = check_count(val_crop_size, "val_crop_size", allow_none=True)
         self.train_repeats = check_count(train_repeats, "train_repeats")
         self.on_bad_image = on_bad_image
+        self.decoded_copies = check_kinds(decoded_copies)
 
     def make_datasets(self, stage):
         paths = {"train": sample_image_paths(self.train_images), "val": sample_image_paths(VAL_IMAGES)}
+        train = training_set(paths["train"], self.decoded_copies, self.crop_size, self.train_repeats, self.on_bad_image)
         return {
-            "train": ImageFileDataset(paths["train"], self.crop_size, True, self.train_repeats, self.on_bad_image),
+            "train": train,
             "val": ImageFileDataset(paths["val"], self.val_crop_size, False, on_bad_image=self.on_bad_image),
         }
