@@ -76,35 +76,29 @@ def normalise(values: torch.Tensor) -> torch.Tensor:
 
 class MixturePredictor(nn.Module):
     """Logistic-mixture parameters for every position of a scale from its partly decoded grid (unknown
-    positions zero) and the mask of decoded positions; `base` rides along as the last C channels.
+    positions zero) and the mask of decoded positions; each component's base rides along as the last C·K
+    channels.
 
     The means are predicted as corrections to `base`, the average of the decoded 3x3 neighbours of each
     position (a fixed interpolation): the network starts from a usable prediction and learns what
-    interpolation misses, which is what lets a short CPU run get anywhere. With `adaptive_base` the
-    average becomes a weighted one: the network also predicts, per position, softmax weights over the
-    decoded positions of the 3x3 neighbourhood (one set for all channels, starting uniform, i.e. at the
-    plain average), an adaptive linear predictor in the manner of classical lossless coders. With
-    `parent_component` the first mixture component takes instead the block's own coarser-scale pixel
-    (always decoded) as its base, and the mixture weights choose per sub-pixel between the two: with
-    the RGB coupling at one, that component predicts green as red plus the parent's G−R. In frames
-    decoded from 4:2:0 video R−G and B−G are constant over each aligned 2x2 block, and green and blue
-    then cost almost nothing; a weight learns this far faster than a correction to the average. Log-scales start at
+    interpolation misses, which is what lets a short CPU run get anywhere. With `parent_component` the
+    first mixture component takes instead the block's own coarser-scale pixel (always decoded) as its
+    base, and the mixture weights choose per sub-pixel between the two: with the RGB coupling at one,
+    that component predicts green as red plus the parent's G−R. In frames decoded from 4:2:0 video
+    R−G and B−G are constant over each aligned 2x2 block, and green and blue then cost little; a
+    mixture weight learns this far faster than a correction to the average (measured: a softmax-weighted
+    3x3 base, which could also pick the parent, gained a third as much in the same steps). Log-scales start at
     INITIAL_LOG_SCALE (a logistic scale of about two grey levels) instead of a uniform-looking 1.0, and the
     head's weights start small, so that the first prediction is the interpolation itself."""
 
     INITIAL_LOG_SCALE = -4.0
     INITIAL_COUPLING = (0.5, 0.25, 0.5)  # G on R, B on R, B on G (residuals)
 
-    TAPS = 9  # the 3x3 neighbourhood, row by row (its centre, the coded position, is never decoded)
-
-    def __init__(
-        self, channels: int, components: int, hidden: int, adaptive_base: bool = False, parent_component: bool = False
-    ):
+    def __init__(self, channels: int, components: int, hidden: int, parent_component: bool = False):
         super().__init__()
         self.channels, self.components, self.parent_component = channels, components, parent_component
         coupling = 3 if channels == 3 else 0
         self.out = channels * components * 3 + coupling * components
-        self.taps = self.TAPS if adaptive_base else 0
         self.net = nn.Sequential(
             nn.Conv2d(2 * channels + 1, hidden, 5, padding=2),
             nn.LeakyReLU(inplace=True),
@@ -112,7 +106,7 @@ class MixturePredictor(nn.Module):
             nn.LeakyReLU(inplace=True),
             nn.Conv2d(hidden, hidden, 3, padding=1),
             nn.LeakyReLU(inplace=True),
-            nn.Conv2d(hidden, self.out + self.taps, 1),
+            nn.Conv2d(hidden, self.out, 1),
         )
         head = self.net[-1]
         with torch.no_grad():
@@ -130,8 +124,6 @@ class MixturePredictor(nn.Module):
         sums = F.conv2d(torch.cat([visible, mask], dim=1), self.window, padding=1, groups=self.channels + 1)
         base = sums[:, :-1] / sums[:, -1:].clamp_min(1.0)  # no decoded neighbour: 0, the middle grey
         params = self.net(torch.cat([visible, mask, base], dim=1))
-        if self.taps:
-            params, base = params[:, : self.out], self._weighted_base(visible, mask, params[:, self.out :])
         c, k = self.channels, self.components
         bases = base[:, :, None].expand(-1, -1, k, -1, -1)  # (B, C, K, H, W): each component's base
         if self.parent_component:
@@ -147,14 +139,6 @@ class MixturePredictor(nn.Module):
         height, width = canvas.shape[-2:]
         up = canvas[..., 1::2, 1::2].repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
         return F.pad(up, (0, width - up.shape[-1], 0, height - up.shape[-2]), mode="replicate")
-
-    def _weighted_base(self, visible: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """Σ_t w_t · neighbour_t over the decoded 3x3 neighbours, w = softmax(logits) over those only."""
-        b, c, h, w = visible.shape
-        neighbours = F.unfold(visible, 3, padding=1).view(b, c, self.TAPS, h, w)
-        decoded = F.unfold(mask, 3, padding=1).view(b, 1, self.TAPS, h, w)
-        weights = torch.softmax(logits[:, None].masked_fill(decoded == 0, -1e4), dim=2) * decoded
-        return (weights * neighbours).sum(2) / weights.sum(2).clamp_min(1e-6)  # none decoded: 0
 
 
 @dataclass
@@ -254,8 +238,7 @@ def coding_tables(mixture: Mixture, c: int, decoded: list[torch.Tensor], chunk: 
 
 class LosslessMSP(nn.Module):
     """`levels` scales (fewer for images too small), one MixturePredictor per sub-step shared by all
-    scales, `components` logistics per sub-pixel; `adaptive_base`, `parent_component`: see
-    MixturePredictor."""
+    scales, `components` logistics per sub-pixel; `parent_component`: see MixturePredictor."""
 
     def __init__(
         self,
@@ -263,7 +246,6 @@ class LosslessMSP(nn.Module):
         levels: int = 4,
         components: int = 5,
         hidden: int = 64,
-        adaptive_base: bool = False,
         parent_component: bool = False,
     ):
         super().__init__()
@@ -272,7 +254,7 @@ class LosslessMSP(nn.Module):
         self.channels, self.levels, self.components = channels, levels, components
         self.coarse_logits = nn.Parameter(torch.zeros(channels, 256))
         self.predictors = nn.ModuleList(
-            MixturePredictor(channels, components, hidden, adaptive_base, parent_component) for _ in POSITIONS
+            MixturePredictor(channels, components, hidden, parent_component) for _ in POSITIONS
         )
 
     # -- the walk shared by training and coding ----------------------------------------------------

@@ -67,7 +67,6 @@ register(
     levels=int,
     components=int,
     hidden=int,
-    adaptive_base=bool,
     parent_component=bool,
 )
 register(

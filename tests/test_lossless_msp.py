@@ -183,27 +183,6 @@ def test_encoder_chosen_scale_offsets_pay_for_themselves_and_decode_exactly(mode
         model.decode(bytes(corrupt))
 
 
-def test_adaptive_base_weighs_decoded_neighbours_only():
-    """The weighted base of `adaptive_base` is a convex combination of the decoded 3x3 neighbours:
-    a tap on an undecoded position gets no weight whatever its logit, a dominant tap on a decoded one
-    gives that neighbour's value, equal logits the plain average."""
-    from codec_networks.lossless_msp import MixturePredictor
-
-    predictor = MixturePredictor(1, 2, 4, adaptive_base=True)
-    canvas = torch.arange(25.0).reshape(1, 1, 5, 5) / 25
-    known = torch.zeros(5, 5, dtype=torch.bool)
-    known[1::2, 1::2] = True  # the coarser scale's positions: (1,1), (1,3), (3,1), (3,3)
-    mask = known.float()[None, None]
-    logits = torch.zeros(1, 9, 5, 5)
-    logits[:, 4] = 50.0  # the centre: the coded position itself, never decoded
-    base = predictor._weighted_base(canvas * mask, mask, logits)
-    assert torch.isclose(base[0, 0, 2, 2], canvas[0, 0, [1, 1, 3, 3], [1, 3, 1, 3]].mean())
-    logits[:, 8] = 50.0  # the lower-right neighbour: decoded for (2, 2)
-    base = predictor._weighted_base(canvas * mask, mask, logits)
-    assert torch.isclose(base[0, 0, 2, 2], canvas[0, 0, 3, 3])
-    assert base[0, 0, 0, 0] == canvas[0, 0, 1, 1]  # the only decoded neighbour of the corner
-
-
 def test_the_parent_is_the_blocks_coarser_pixel_at_odd_sizes_too():
     from codec_networks.lossless_msp import MixturePredictor
 
@@ -217,10 +196,9 @@ def test_the_parent_is_the_blocks_coarser_pixel_at_odd_sizes_too():
 
 
 @pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("options", [{"adaptive_base": True}, {"parent_component": True}])
-def test_adaptive_base_and_parent_component_code_byte_for_byte(order, options):
+def test_the_parent_component_codes_byte_for_byte(order):
     torch.manual_seed(0)
-    model = LosslessMSP(**SIZE, **options).eval()
+    model = LosslessMSP(**SIZE, parent_component=True).eval()
     image = photo(VAL_IMAGES[1])[:, :45, :37]
     data = model.encode(image, order, seed=5)
     assert torch.equal(model.decode(data), image)
