@@ -93,6 +93,7 @@ class MixturePredictor(nn.Module):
 
     INITIAL_LOG_SCALE = -4.0
     INITIAL_COUPLING = (0.5, 0.25, 0.5)  # G on R, B on R, B on G (residuals)
+    PARENT_COUPLING = (0.95, 0.0, 0.95)  # the parent component's purpose: G − R and B − G as the parent's
 
     def __init__(self, channels: int, components: int, hidden: int, parent_component: bool = False):
         super().__init__()
@@ -116,6 +117,8 @@ class MixturePredictor(nn.Module):
                 start = 3 * channels * components
                 for j, value in enumerate(self.INITIAL_COUPLING):
                     head.bias[start + j * components : start + (j + 1) * components] = math.atanh(value)
+                    if parent_component:
+                        head.bias[start + j * components] = math.atanh(self.PARENT_COUPLING[j])
         self.register_buffer("window", torch.ones(channels + 1, 1, 3, 3), persistent=False)
 
     def forward(self, canvas: torch.Tensor, known: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ Much of what is stored losslessly was lossy once: JPEG-decoded photographs, fram
 compressed video. Such images have structure that camera photographs lack (in frames decoded from 4:2:0
 video and converted to RGB the way FFmpeg hands frames out, R−G and B−G are constant over each aligned
 2x2 block), and a statistical model learns it only from examples. `decoded_copies` adds, for every
-training image, one copy per kind, made once in memory at set-up:
+training image, one copy per kind, made on first use and kept in memory (per loader worker):
 - `jpeg`: Pillow's JPEG at quality 90 (its default 4:2:0 subsampling), decoded by Pillow;
 - `h264`: one libx264 intra frame (CRF 18, yuv420p, through PyAV), converted back to RGB by FFmpeg's
   default conversion (`to_ndarray("rgb24")`), as frame extractors do.
@@ -80,9 +80,9 @@ class DecodedCopiesDataset(ImageFileDataset):
         return self.cache[index]
 
 
-def training_set(paths, kinds, crop_size: int, repeats: int, on_bad_image: BadImagePolicy, **dataset_kwargs) -> Dataset:
+def training_set(paths, kinds, crop_size: int, repeats: int, on_bad_image: BadImagePolicy) -> Dataset:
     """Random crops of the images of `paths`, and of one decoded copy of each per kind of `kinds`."""
-    images = ImageFileDataset(paths, crop_size, True, repeats, on_bad_image, **dataset_kwargs)
+    images = ImageFileDataset(paths, crop_size, True, repeats, on_bad_image)
     if not check_kinds(kinds):
         return images
     return ConcatDataset([images, DecodedCopiesDataset(paths, kinds, crop_size, True, repeats, on_bad_image)])
