@@ -230,8 +230,9 @@ def test_vcm_eval_reports_msp_rate_and_complexity(msp_run, tmp_path):
     summary = json.loads((tmp_path / "eval" / "summaries.json").read_text())[0]
     assert summary["codec_settings"]["model"] == "MultiScaleProgressive"
     assert summary["decoder_sequential_calls"] == 5 and summary["decoder_kmac_per_pixel"] > 0
-    # real bytes: the payload (one rANS stream, 8-byte flush) close above the entropy model's estimate
-    assert 1.0 < summary["bpp"] / summary["bpp_est"] < 1.1
+    # real bytes: the payload (one rANS stream, 8-byte flush) close to the entropy model's estimate; the
+    # coder's quantised CDF tables can land a file slightly below it (seen: 0.998, with the suite's RNG state)
+    assert 0.98 < summary["bpp"] / summary["bpp_est"] < 1.1
 
 
 def test_base_profile_trains_in_the_machine_experiment(make_cfg):
