@@ -83,6 +83,6 @@ class DecodedCopiesDataset(ImageFileDataset):
 def training_set(paths, kinds, crop_size: int, repeats: int, on_bad_image: BadImagePolicy) -> Dataset:
     """Random crops of the images of `paths`, and of one decoded copy of each per kind of `kinds`."""
     images = ImageFileDataset(paths, crop_size, True, repeats, on_bad_image)
-    if not check_kinds(kinds):
+    if not kinds:  # validated by DecodedCopiesDataset (and the datamodules, at construction)
         return images
     return ConcatDataset([images, DecodedCopiesDataset(paths, kinds, crop_size, True, repeats, on_bad_image)])
